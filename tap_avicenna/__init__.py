@@ -1,0 +1,1 @@
+"""Singer tap for the Avicenna Research (formerly Ethica Data) Data Export API."""

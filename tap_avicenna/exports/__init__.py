@@ -1,0 +1,1 @@
+"""The export engine: plan exports, run them at Avicenna, hand their files over."""

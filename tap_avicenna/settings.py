@@ -1,0 +1,309 @@
+"""Settings: the JSON schema users see, and the checked, typed form the tap runs on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+import typing as t
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pendulum
+from singer_sdk import typing as th
+
+from tap_avicenna.errors import ConfigError
+
+DEFAULT_API_URL = "https://avicennaresearch.com"
+
+FIELD_TYPES = ("string", "integer", "number", "boolean", "date-time", "date", "object")
+"""Types a data source's `fields` override may name (`datetime` is accepted for date-time)."""
+
+CONFIG_SCHEMA = th.PropertiesList(
+    th.Property(
+        "username",
+        th.StringType,
+        required=True,
+        description="E-mail of the Avicenna researcher account the API key belongs to.",
+    ),
+    th.Property(
+        "api_key",
+        th.StringType,
+        required=True,
+        secret=True,
+        description="API key issued by Avicenna support for `username`.",
+    ),
+    th.Property("study_id", th.IntegerType, required=True, description="Numeric study id."),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=DEFAULT_API_URL,
+        description="Base URL of the Avicenna API (https, or http on a loopback host only).",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        required=True,
+        description="Earliest record time to extract (inclusive).",
+    ),
+    th.Property(
+        "end_date",
+        th.DateTimeType,
+        description="Latest record time to extract (exclusive). Default: now.",
+    ),
+    th.Property(
+        "participant_ids",
+        th.ArrayType(th.IntegerType),
+        description="Participant (Avicenna) ids whose sensor data is exported.",
+    ),
+    th.Property(
+        "data_sources",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("id", th.IntegerType, required=True),
+                th.Property("name", th.StringType, required=True),
+                th.Property("fields", th.ObjectType(additional_properties=th.StringType)),
+            )
+        ),
+        description=(
+            "Sensor data sources to export, one stream `sensor_<name>` each: "
+            '`{"id": <data source id>, "name": "gps", "fields": {"column": "number"}}`. '
+            "`fields` types columns the built-in catalogue does not know "
+            f"({', '.join(FIELD_TYPES)})."
+        ),
+    ),
+    th.Property(
+        "lookback_days",
+        th.NumberType,
+        default=2,
+        description="Days before each participant's bookmark that are exported again, "
+        "to pick up data that reached Avicenna late.",
+    ),
+    th.Property(
+        "export_window_days",
+        th.NumberType,
+        default=7,
+        description="Days of data per export.",
+    ),
+    th.Property(
+        "participants_per_export",
+        th.IntegerType,
+        default=50,
+        description="Participants per export.",
+    ),
+    th.Property(
+        "max_concurrent_exports",
+        th.IntegerType,
+        default=4,
+        description="Exports the tap keeps pending at Avicenna at once.",
+    ),
+    th.Property(
+        "poll_interval_seconds",
+        th.NumberType,
+        default=10,
+        description="Seconds between two polls of the study's export list "
+        "(backs off up to 3x while nothing changes).",
+    ),
+    th.Property(
+        "export_timeout_seconds",
+        th.NumberType,
+        default=3600,
+        description="Seconds an export may take before it is re-created (3 attempts).",
+    ),
+    th.Property(
+        "request_timeout_seconds",
+        th.NumberType,
+        default=300,
+        description="Timeout of one HTTP request.",
+    ),
+).to_dict()
+
+_NUMBER_SETTINGS = {
+    name: spec["type"]
+    for name, spec in CONFIG_SCHEMA["properties"].items()
+    if spec.get("type") in ("number", "integer")
+    or (isinstance(spec.get("type"), list) and {"number", "integer"} & set(spec["type"]))
+}
+
+
+def coerce_numeric_strings(config: dict[str, t.Any]) -> None:
+    """Turn numeric strings into numbers in place.
+
+    Meltano passes `kind: string` settings set from the environment as strings (and
+    crashes on `kind: decimal`), so `"0.5"` must be accepted wherever a number is.
+    """
+    for name in _NUMBER_SETTINGS:
+        value = config.get(name)
+        if isinstance(value, str) and value.strip():
+            try:
+                number = float(value)
+            except ValueError:
+                continue  # left for the schema check, which names the setting
+            config[name] = int(number) if number.is_integer() else number
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One configured sensor data source."""
+
+    id: int
+    name: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stream_name(self) -> str:
+        return f"sensor_{self.name}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Checked settings with parsed dates; built once at start-up."""
+
+    username: str
+    api_key: str
+    study_id: int
+    api_url: str
+    start_date: dt.datetime
+    end_date: dt.datetime
+    participant_ids: tuple[int, ...] | None
+    data_sources: tuple[DataSource, ...]
+    lookback: dt.timedelta
+    export_window: dt.timedelta
+    participants_per_export: int
+    max_concurrent_exports: int
+    poll_interval_seconds: float
+    export_timeout_seconds: float
+    request_timeout_seconds: float
+
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _datetime(config: t.Mapping[str, t.Any], name: str) -> dt.datetime:
+    try:
+        parsed = pendulum.parse(str(config[name]))
+    except (ValueError, pendulum.parsing.exceptions.ParserError) as exc:
+        raise ConfigError(f"Setting '{name}' is not a date-time: {config[name]!r}") from exc
+    if not isinstance(parsed, dt.datetime):
+        parsed = pendulum.datetime(parsed.year, parsed.month, parsed.day)  # type: ignore[union-attr]
+    return dt.datetime.fromtimestamp(parsed.timestamp(), dt.timezone.utc)
+
+
+def _positive(config: t.Mapping[str, t.Any], name: str, default: float) -> float:
+    value = config.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"Setting '{name}' must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _positive_int(config: t.Mapping[str, t.Any], name: str, default: int) -> int:
+    value = _positive(config, name, default)
+    if not value.is_integer():
+        raise ConfigError(f"Setting '{name}' must be a whole number, got {config[name]!r}")
+    return int(value)
+
+
+def _api_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"Setting 'api_url' must be an http(s) URL, got {value!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            "Setting 'api_url' must use https (plain http is allowed for loopback hosts only)"
+        )
+    return value.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _data_sources(raw: t.Any) -> tuple[DataSource, ...]:
+    if raw is None:
+        return ()
+    sources: list[DataSource] = []
+    seen: set[str] = set()
+    seen_ids: set[int] = set()
+    for index, item in enumerate(raw):
+        where = f"data_sources[{index}]"
+        name = item.get("name")
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise ConfigError(
+                f"Setting '{where}.name' must be a lower snake_case name "
+                f"(letters, digits, _), got {name!r}"
+            )
+        if name in seen:
+            raise ConfigError(f"Setting 'data_sources' names '{name}' twice")
+        source_id = item.get("id")
+        if isinstance(source_id, bool) or not isinstance(source_id, int):
+            raise ConfigError(f"Setting '{where}.id' must be an integer, got {source_id!r}")
+        if source_id in seen_ids:
+            raise ConfigError(f"Setting 'data_sources' lists data source id {source_id} twice")
+        fields: dict[str, str] = {}
+        for column, type_name in (item.get("fields") or {}).items():
+            normal = "date-time" if type_name == "datetime" else type_name
+            if normal not in FIELD_TYPES:
+                raise ConfigError(
+                    f"Setting '{where}.fields.{column}' has unknown type {type_name!r} "
+                    f"(one of {', '.join(FIELD_TYPES)})"
+                )
+            fields[column] = normal
+        seen.add(name)
+        seen_ids.add(source_id)
+        sources.append(DataSource(id=source_id, name=name, fields=fields))
+    return tuple(sources)
+
+
+def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None) -> Settings:
+    """Check the settings beyond what the JSON schema can say; raise ConfigError."""
+    for name in ("username", "api_key"):
+        if not str(config.get(name) or "").strip():
+            raise ConfigError(f"Setting '{name}' is required")
+    study_id = config.get("study_id")
+    if isinstance(study_id, bool) or not isinstance(study_id, int) or study_id <= 0:
+        raise ConfigError(f"Setting 'study_id' must be a positive integer, got {study_id!r}")
+    if config.get("start_date") in (None, ""):
+        raise ConfigError("Setting 'start_date' is required")
+    start = _datetime(config, "start_date")
+    end = (
+        _datetime(config, "end_date")
+        if config.get("end_date")
+        else (now or dt.datetime.now(dt.timezone.utc))
+    )
+    if end <= start:
+        raise ConfigError(
+            f"Setting 'end_date' ({end.isoformat()}) must be after 'start_date' "
+            f"({start.isoformat()})"
+        )
+    participant_ids = config.get("participant_ids")
+    if participant_ids is not None:
+        if any(isinstance(p, bool) or not isinstance(p, int) or p <= 0 for p in participant_ids):
+            raise ConfigError("Setting 'participant_ids' must be a list of positive integers")
+        participant_ids = tuple(sorted(set(participant_ids)))
+    lookback = config.get("lookback_days", 2)
+    if isinstance(lookback, bool) or not isinstance(lookback, (int, float)) or lookback < 0:
+        raise ConfigError(f"Setting 'lookback_days' must be zero or more, got {lookback!r}")
+    return Settings(
+        username=str(config["username"]).strip(),
+        api_key=str(config["api_key"]).strip(),
+        study_id=study_id,
+        api_url=_api_url(str(config.get("api_url") or DEFAULT_API_URL)),
+        start_date=start,
+        end_date=end,
+        participant_ids=participant_ids,
+        data_sources=_data_sources(config.get("data_sources")),
+        lookback=dt.timedelta(days=float(lookback)),
+        export_window=dt.timedelta(days=_positive(config, "export_window_days", 7)),
+        participants_per_export=_positive_int(config, "participants_per_export", 50),
+        max_concurrent_exports=_positive_int(config, "max_concurrent_exports", 4),
+        poll_interval_seconds=_positive(config, "poll_interval_seconds", 10),
+        export_timeout_seconds=_positive(config, "export_timeout_seconds", 3600),
+        request_timeout_seconds=_positive(config, "request_timeout_seconds", 300),
+    )

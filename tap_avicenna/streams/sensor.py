@@ -1,0 +1,165 @@
+"""sensor_<name>: one data source's readings, exported per (window x participant batch)."""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+from tap_avicenna.bookmarks import ParticipantBookmarks, iso
+from tap_avicenna.catalogue import COMMON_SENSOR_FIELDS, known_fields
+from tap_avicenna.errors import FileFormatError
+from tap_avicenna.exports.job import ExportJob, ExportRequest
+from tap_avicenna.exports.planner import PlannedExport, plan_exports
+from tap_avicenna.exports.runner import ReadyExport
+from tap_avicenna.settings import DataSource
+from tap_avicenna.streams.base import ROW_ID, ExportStream, json_type
+
+if t.TYPE_CHECKING:
+    from tap_avicenna.tap import TapAvicenna
+
+PARTICIPANT_COLUMNS = ("user_id", "participant_id", "participant", "avicenna_id", "aid")
+TIME_COLUMNS = ("record_time", "recorded_at", "record_timestamp", "time")
+
+
+def sensor_schema(source: DataSource) -> dict[str, t.Any]:
+    properties: dict[str, t.Any] = {
+        "participant_id": json_type("integer", nullable=False),
+        "record_time": json_type("date-time", nullable=False),
+        ROW_ID: json_type("string", nullable=False),
+    }
+    fields = {**COMMON_SENSOR_FIELDS, **known_fields(source.name), **source.fields}
+    for name, type_name in fields.items():
+        properties.setdefault(name, json_type(type_name))
+    return {"type": "object", "properties": properties, "additionalProperties": True}
+
+
+class SensorStream(ExportStream):
+    """Readings of one data source; incremental per participant on `record_time`."""
+
+    replication_key = "record_time"
+    primary_keys: t.ClassVar[list[str]] = [ROW_ID]  # type: ignore[misc]
+    is_sorted = False
+
+    def __init__(self, tap: TapAvicenna, source: DataSource) -> None:
+        super().__init__(tap, name=source.stream_name, schema=sensor_schema(source))
+        self.source = source
+
+    def get_records(self, context: t.Mapping[str, t.Any] | None) -> t.Iterator[dict[str, t.Any]]:
+        settings = self.settings
+        participants = self._tap.participants_for(self)
+        bookmarks = ParticipantBookmarks(self.stream_state)
+        starts = {
+            p: bookmarks.start_for(p, settings.start_date, settings.lookback) for p in participants
+        }
+        plans = plan_exports(
+            starts,
+            settings.end_date,
+            origin=settings.start_date,
+            window=settings.export_window,
+            batch_size=settings.participants_per_export,
+        )
+        bookmarks.expect(plans)
+        by_key = {self.request_key(plan): plan for plan in plans}
+        bookmarks.forget_pending_except(by_key)
+        self.logger.info(
+            "%s: %d export(s) planned for %d participant(s) up to %s",
+            self.name,
+            len(plans),
+            len(participants),
+            iso(settings.end_date),
+        )
+
+        def created(job: ExportJob) -> None:
+            assert job.export_id is not None
+            bookmarks.add_pending(job.request.key, job.export_id)
+            self.checkpoint()
+
+        requests = [self.request(plan) for plan in plans]
+        total = 0
+        for ready in self.runner().run(requests, resume=bookmarks.resume_map(), on_created=created):
+            plan = by_key[ready.job.request.key]
+            emitted = 0
+            for record in self.read_export(ready, plan, starts):
+                yield record
+                emitted += 1
+            total += emitted
+            bookmarks.complete(plan)
+            bookmarks.remove_pending(ready.job.request.key)
+            self.checkpoint()
+            self.logger.info(
+                "%s: %s rows emitted (%s so far in %s)",
+                ready.job.name,
+                f"{emitted:,}",
+                f"{total:,}",
+                self.name,
+            )
+
+    def request_key(self, plan: PlannedExport) -> str:
+        return (
+            f"{self.source.id}:{int(plan.start.timestamp() * 1000)}:"
+            f"{int(plan.end.timestamp() * 1000)}:{','.join(map(str, plan.participant_ids))}"
+        )
+
+    def request(self, plan: PlannedExport) -> ExportRequest:
+        ids = plan.participant_ids
+        who = str(ids[0]) if len(ids) == 1 else f"{ids[0]}..{ids[-1]} ({len(ids)})"
+        return ExportRequest(
+            key=self.request_key(plan),
+            label=(
+                f"{self.name} {plan.start:%Y-%m-%d %H:%M}..{plan.end:%Y-%m-%d %H:%M} "
+                f"participants {who}"
+            ),
+            data_source_id=self.source.id,
+            start=plan.start,
+            end=plan.end,
+            participant_ids=ids,
+        )
+
+    def read_export(
+        self, ready: ReadyExport, plan: PlannedExport, starts: t.Mapping[int, t.Any]
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """Records of the export's participants inside its window, whatever the file holds."""
+        lower = {p: iso(starts[p]) for p in plan.participant_ids}
+        window_start, window_end = iso(plan.start), iso(plan.end)
+        dropped = 0
+        for read in self.read_tables(ready, rename=self.rename_columns):
+            columns = read.columns
+            if "participant_id" not in columns or "record_time" not in columns:
+                raise FileFormatError(
+                    f"{ready.job.name} ({read.table.name}): no participant or record time "
+                    f"column among {', '.join(read.table.header[:20])}"
+                )
+            pid_at, time_at = columns.index("participant_id"), columns.index("record_time")
+            for values in self.typed_rows(read, ready.job.name):
+                pid, when = values[pid_at], values[time_at]
+                floor = lower.get(pid)
+                if floor is None or when is None or not (
+                    floor <= when < window_end and when >= window_start
+                ):
+                    dropped += 1
+                    continue
+                record = dict(zip(columns, values))
+                record[ROW_ID] = self.row_id(columns, values)
+                yield record
+        if dropped:
+            self.logger.log(
+                logging.INFO,
+                "%s: %d row(s) outside its window or participants (or before a bookmark "
+                "minus lookback) not emitted",
+                ready.job.name,
+                dropped,
+            )
+
+    @staticmethod
+    def rename_columns(columns: list[str]) -> list[str]:
+        """The file's participant and time columns become participant_id / record_time."""
+        renamed = list(columns)
+        for target, candidates in (
+            ("participant_id", PARTICIPANT_COLUMNS),
+            ("record_time", TIME_COLUMNS),
+        ):
+            if target not in renamed:
+                found = next((c for c in candidates if c in renamed), None)
+                if found is not None:
+                    renamed[renamed.index(found)] = target
+        return renamed

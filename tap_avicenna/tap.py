@@ -1,0 +1,139 @@
+"""TapAvicenna: settings, stream discovery from config, the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import sys
+import typing as t
+
+import click
+from singer_sdk import Stream, Tap
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import TapCapabilities
+from singer_sdk.plugin_base import SingerCommand
+
+from tap_avicenna.client import AvicennaClient
+from tap_avicenna.errors import AvicennaError, ConfigError
+from tap_avicenna.exports.repository import AvicennaExportRepository
+from tap_avicenna.exports.runner import ExportRunner
+from tap_avicenna.parsing import Limits
+from tap_avicenna.settings import CONFIG_SCHEMA, Settings, coerce_numeric_strings, parse_settings
+from tap_avicenna.streams.sensor import SensorStream
+
+
+class _Command(SingerCommand):
+    """The SDK's command, but expected failures print one line and exit 1.
+
+    Click runs option callbacks (`--discover`, `--test`) while making the context and
+    the sync while invoking it: both are covered.
+    """
+
+    @contextlib.contextmanager
+    def _one_line_errors(self) -> t.Iterator[None]:
+        try:
+            yield
+        except ConfigValidationError as exc:
+            self.logger.error("Invalid settings: %s", "; ".join(exc.errors))  # noqa: TRY400
+            raise click.exceptions.Exit(1) from None
+        except AvicennaError as exc:
+            self.logger.error("%s", exc)  # noqa: TRY400
+            raise click.exceptions.Exit(1) from None
+
+    def make_context(self, *args: t.Any, **kwargs: t.Any) -> click.Context:
+        with self._one_line_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> t.Any:
+        logging.captureWarnings(capture=True)
+        sys.excepthook = self.excepthook
+        with self._one_line_errors():
+            return click.Command.invoke(self, ctx)
+
+
+class TapAvicenna(Tap):
+    """Singer tap for Avicenna Research data exports."""
+
+    name = "tap-avicenna"
+    config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = MsgSpecWriter
+    capabilities: t.ClassVar[list] = [  # type: ignore[type-arg]
+        *Tap.capabilities,
+        TapCapabilities.TEST,
+    ]
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        coerce_numeric_strings(self._config)
+        return super()._validate_config(raise_errors=raise_errors)
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        return parse_settings(self.config)
+
+    @functools.cached_property
+    def client(self) -> AvicennaClient:
+        s = self.settings
+        return AvicennaClient(
+            api_url=s.api_url,
+            username=s.username,
+            api_key=s.api_key,
+            request_timeout=s.request_timeout_seconds,
+        )
+
+    @functools.cached_property
+    def limits(self) -> Limits:
+        return Limits()
+
+    def export_runner(self) -> ExportRunner:
+        s = self.settings
+        return ExportRunner(
+            AvicennaExportRepository(self.client, s.study_id),
+            max_concurrent=s.max_concurrent_exports,
+            poll_interval=s.poll_interval_seconds,
+            timeout=s.export_timeout_seconds,
+            limits=self.limits,
+        )
+
+    def participants_for(self, stream: Stream) -> tuple[int, ...]:
+        """The participants whose data a participant-windowed stream exports."""
+        ids = self.settings.participant_ids
+        if not ids:
+            raise ConfigError(
+                f"Setting 'participant_ids' is required for sensor stream '{stream.name}' "
+                "(list the participants' Avicenna ids)"
+            )
+        return ids
+
+    def discover_streams(self) -> list[Stream]:
+        return [SensorStream(self, source) for source in self.settings.data_sources]
+
+    # --- CLI -------------------------------------------------------------------------
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        command = super().get_singer_command()
+        command.__class__ = _Command
+        return command
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test`: one export-list request proves the credentials and the study."""
+        if value != "all":
+            super().cb_test(ctx, param, value)
+            return
+        config = ctx.params.get("config")
+        tap = cls(
+            config=config.config if config else {},
+            parse_env_config=bool(config and config.parse_env),
+            validate_config=True,
+        )
+        exports = tap.client.list_exports(tap.settings.study_id)
+        tap.logger.info(
+            "Connection test passed: user '%s' can read study %d (%d export(s) listed)",
+            tap.settings.username,
+            tap.settings.study_id,
+            len(exports),
+        )
+        ctx.exit()
