@@ -15,7 +15,7 @@ from singer_sdk.helpers._typing import TypeConformanceLevel
 
 from tap_avicenna.errors import FileFormatError
 from tap_avicenna.exports.runner import ExportRunner, ReadyExport
-from tap_avicenna.parsing import RowConverter, Table, fit, normalize_header, open_tables
+from tap_avicenna.parsing import RowConverter, Table, normalize_header, open_tables
 
 if t.TYPE_CHECKING:
     from tap_avicenna.tap import TapAvicenna
@@ -127,12 +127,9 @@ class ExportStream(Stream):
     @staticmethod
     def typed_rows(read: ReadTable, source: str) -> t.Iterator[list[t.Any]]:
         """Converted cells of each row; ragged or mistyped rows fail with file and line."""
-        width = len(read.columns)
         convert = read.converter.convert
         for cells in read.table.rows:
             try:
-                if len(cells) != width:
-                    cells = fit(cells, width)
                 yield convert(cells)
             except (ValueError, FileFormatError) as exc:
                 raise FileFormatError(

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# setup.sh -- everything the demo and the tests need, on a fresh machine:
+# the virtual environment at .venv/ (tap + dev tools + meltano) and meltano's plugins.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export UV_PYTHON_DOWNLOADS=never MELTANO_SEND_ANONYMOUS_USAGE_STATS=false \
+  MELTANO_CLI_DISABLE_VERSION_CHECK=true
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+[ -x .venv/bin/uv ] || .venv/bin/pip install -q uv
+.venv/bin/uv pip install -q --python .venv/bin/python -e '.[dev]'
+.venv/bin/meltano install >/dev/null
+echo "setup: .venv and meltano plugins ready" >&2
