@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import ipaddress
 import re
 import typing as t
@@ -126,15 +127,18 @@ _NUMBER_SETTINGS = {
 }
 
 
-def coerce_numeric_strings(config: dict[str, t.Any]) -> None:
-    """Turn numeric strings into numbers in place.
+def coerce_numbers(config: dict[str, t.Any]) -> None:
+    """Turn numeric strings and Decimals into int/float in place.
 
     Meltano passes `kind: string` settings set from the environment as strings (and
-    crashes on `kind: decimal`), so `"0.5"` must be accepted wherever a number is.
+    crashes on `kind: decimal`), so `"0.5"` must be accepted wherever a number is; the
+    SDK reads JSON config files with Decimal floats.
     """
     for name in _NUMBER_SETTINGS:
         value = config.get(name)
-        if isinstance(value, str) and value.strip():
+        if isinstance(value, decimal.Decimal):
+            config[name] = int(value) if value == value.to_integral_value() else float(value)
+        elif isinstance(value, str) and value.strip():
             try:
                 number = float(value)
             except ValueError:

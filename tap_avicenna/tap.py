@@ -20,7 +20,7 @@ from tap_avicenna.errors import AvicennaError, ConfigError
 from tap_avicenna.exports.repository import AvicennaExportRepository
 from tap_avicenna.exports.runner import ExportRunner
 from tap_avicenna.parsing import Limits
-from tap_avicenna.settings import CONFIG_SCHEMA, Settings, coerce_numeric_strings, parse_settings
+from tap_avicenna.settings import CONFIG_SCHEMA, Settings, coerce_numbers, parse_settings
 from tap_avicenna.streams.sensor import SensorStream
 
 
@@ -65,7 +65,7 @@ class TapAvicenna(Tap):
     ]
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        coerce_numeric_strings(self._config)
+        coerce_numbers(self._config)
         return super()._validate_config(raise_errors=raise_errors)
 
     @functools.cached_property

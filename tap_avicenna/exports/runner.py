@@ -130,14 +130,15 @@ class ExportRunner:
                     self._retry(job, queue)
                     changed = True
             for job, listed in ready:
-                pending.remove(job)
-                fill()  # keep Avicenna busy while this file is fetched and parsed
                 try:
                     path = download_export(self.repo, job, listed, limits=self.limits)
                 except DownloadGone as exc:
+                    pending.remove(job)
                     LOGGER.warning("%s: %s; creating the export again", job.name, exc)
                     self._retry(job, queue, reason="file expired")
                     continue
+                pending.remove(job)
+                fill()  # keep Avicenna busy while the stream parses this file
                 try:
                     yield ReadyExport(job, path)
                 finally:

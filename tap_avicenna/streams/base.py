@@ -8,12 +8,14 @@ Streams only say what to export and what to keep.
 from __future__ import annotations
 
 import hashlib
+import logging
+import sys
 import typing as t
 
 from singer_sdk import Stream
 from singer_sdk.helpers._typing import TypeConformanceLevel
 
-from tap_avicenna.errors import FileFormatError
+from tap_avicenna.errors import AvicennaError, FileFormatError
 from tap_avicenna.exports.runner import ExportRunner, ReadyExport
 from tap_avicenna.parsing import RowConverter, Table, normalize_header, open_tables
 
@@ -48,6 +50,18 @@ def schema_type(spec: dict[str, t.Any]) -> str:
     return "string"
 
 
+class _ExpectedErrors(logging.Filter):
+    """Drop the SDK's generic "unhandled error" line when the error is an expected one:
+    the CLI prints that error's own single line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno >= logging.ERROR
+            and str(record.msg).startswith("An unhandled error occurred")
+            and isinstance(sys.exc_info()[1], AvicennaError)
+        )
+
+
 class ReadTable(t.NamedTuple):
     """A file's table with its header normalised and its converter built."""
 
@@ -64,6 +78,7 @@ class ExportStream(Stream):
 
     def __init__(self, tap: TapAvicenna, *, name: str, schema: dict[str, t.Any]) -> None:
         super().__init__(tap, schema=schema, name=name)
+        self.logger.addFilter(_ExpectedErrors())
 
     @property
     def settings(self):  # type: ignore[no-untyped-def]  # noqa: ANN201

@@ -1,0 +1,174 @@
+"""Shared fixtures: a running simulator, the tap run as a real subprocess, and a
+check that no test's output ever shows the API key, the Authorization header or a
+download URL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import typing as t
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tap_avicenna.simulator import Simulator, SimulatorConfig, default_config
+
+USERNAME = "researcher@example.com"
+API_KEY = "sim-secret-key-0123456789"
+STUDY_ID = 1234
+SECRET_MARKERS = (API_KEY, "ApiKey ", "/media/exports/")
+
+_OUTPUTS: list[tuple[str, str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_outputs() -> t.Iterator[None]:
+    """Every tap run's stdout, stderr and state is checked for secrets after each test."""
+    _OUTPUTS.clear()
+    yield
+    for what, text in _OUTPUTS:
+        for marker in SECRET_MARKERS:
+            assert marker not in text, f"{marker!r} leaked into {what}"
+
+
+def make_simulator(config: SimulatorConfig | None = None, **settings: t.Any) -> Simulator:
+    config = config or default_config()
+    config.port = 0
+    sim = Simulator(config).start()
+    sim.configure(**{"pending_seconds": 0.05, "processing_delay": 0.3, **settings})
+    return sim
+
+
+@pytest.fixture
+def simulator() -> t.Iterator[Simulator]:
+    sim = make_simulator()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def tap_config(sim: Simulator, **overrides: t.Any) -> dict[str, t.Any]:
+    config: dict[str, t.Any] = {
+        "api_url": sim.url,
+        "username": USERNAME,
+        "api_key": API_KEY,
+        "study_id": STUDY_ID,
+        "start_date": "2025-01-01T00:00:00Z",
+        "end_date": "2025-01-31T00:00:00Z",
+        "participant_ids": [101, 102, 103, 104, 105],
+        "data_sources": [{"id": 10, "name": "gps"}, {"id": 20, "name": "accelerometer"}],
+        "export_window_days": 7,
+        "participants_per_export": 2,
+        "max_concurrent_exports": 4,
+        "poll_interval_seconds": 0.1,
+    }
+    config.update(overrides)
+    return config
+
+
+@dataclass
+class TapRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict[str, t.Any]] = field(default_factory=list)
+
+    def records(self, stream: str | None = None) -> list[dict[str, t.Any]]:
+        return [
+            m["record"]
+            for m in self.messages
+            if m["type"] == "RECORD" and (stream is None or m["stream"] == stream)
+        ]
+
+    def states(self) -> list[dict[str, t.Any]]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    def schemas(self, stream: str) -> list[dict[str, t.Any]]:
+        return [m for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream]
+
+    @property
+    def last_state(self) -> dict[str, t.Any]:
+        return self.states()[-1]
+
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if "| ERROR" in line]
+
+
+def run_tap(
+    tmp_path: Path,
+    config: dict[str, t.Any],
+    state: dict[str, t.Any] | None = None,
+    *args: str,
+    timeout: float = 300,
+) -> TapRun:
+    """Run `python -m tap_avicenna` for real and parse what it printed."""
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    command = [sys.executable, "-m", "tap_avicenna", "--config", str(config_path), *args]
+    if state is not None:
+        state_path = tmp_path / "state.json"
+        state_path.write_text(json.dumps(state))
+        command += ["--state", str(state_path)]
+    env = {**os.environ, "TAP_AVICENNA_LOGLEVEL": "INFO"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    _OUTPUTS.extend([("stdout", done.stdout), ("stderr", done.stderr)])
+    messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return TapRun(done.returncode, done.stdout, done.stderr, messages)
+
+
+# --- comparing rows ------------------------------------------------------------------
+
+
+def _canon(value: t.Any) -> t.Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value)
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return text
+
+
+PARTICIPANT_ALIASES = {"user_id": "participant_id"}
+
+
+def row_key(row: t.Mapping[str, t.Any]) -> tuple[tuple[str, t.Any], ...]:
+    """A row as comparable content: names normalised, values canonical, nulls dropped."""
+    return tuple(
+        sorted(
+            (PARTICIPANT_ALIASES.get(name, name), _canon(value))
+            for name, value in row.items()
+            if value not in (None, "") and not name.startswith("_")
+        )
+    )
+
+
+def multiset(rows: t.Iterable[t.Mapping[str, t.Any]]) -> Counter[tuple[tuple[str, t.Any], ...]]:
+    return Counter(row_key(row) for row in rows)
+
+
+def expected_sensor_rows(
+    sim: Simulator, config: t.Mapping[str, t.Any], source_id: int, start: str | None = None
+) -> list[dict[str, str]]:
+    def when(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return sim.expected_rows(
+        config["study_id"],
+        source_id,
+        config["participant_ids"],
+        when(start or config["start_date"]),
+        when(config["end_date"]),
+    )
