@@ -13,7 +13,7 @@ import sys
 import typing as t
 
 from singer_sdk import Stream
-from singer_sdk.helpers._typing import TypeConformanceLevel
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_avicenna.errors import AvicennaError, FileFormatError
 from tap_avicenna.exports.runner import ExportRunner, ReadyExport
