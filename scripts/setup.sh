@@ -11,5 +11,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 [ -x .venv/bin/uv ] || .venv/bin/pip install -q uv
 .venv/bin/uv pip install -q --python .venv/bin/python -e '.[dev]'
-.venv/bin/meltano install >/dev/null
+mkdir -p output
+if ! .venv/bin/meltano install >output/meltano-install.log 2>&1; then
+  cat output/meltano-install.log >&2
+  exit 1
+fi
 echo "setup: .venv and meltano plugins ready" >&2

@@ -42,7 +42,9 @@ class ParticipantBookmarks:
         value = self.state.get(PARTICIPANTS, {}).get(str(participant))
         if value is None:
             # A state written without per-participant keys: the stream-wide bookmark.
-            value = self.state.get("replication_key_value") if PARTICIPANTS not in self.state else None
+            value = (
+                self.state.get("replication_key_value") if PARTICIPANTS not in self.state else None
+            )
         if value is None:
             return None
         return dt.datetime.fromisoformat(parse_timestamp(str(value)))

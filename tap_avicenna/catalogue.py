@@ -8,8 +8,14 @@ from importlib import resources
 
 from tap_avicenna.parsing import normalize_name
 
-_TYPES = {"datetime": "date-time", "date-time": "date-time", "number": "number",
-          "integer": "integer", "boolean": "boolean", "string": "string"}
+_TYPES = {
+    "datetime": "date-time",
+    "date-time": "date-time",
+    "number": "number",
+    "integer": "integer",
+    "boolean": "boolean",
+    "string": "string",
+}
 
 COMMON_SENSOR_FIELDS = {"device_id": "string", "study_id": "integer"}
 """Columns every sensor export carries besides the participant and record time."""

@@ -201,9 +201,7 @@ class AvicennaClient:
             )
         return payload
 
-    def _json(
-        self, kind: str, method: str, path: str, *, study_id: int, **kwargs: t.Any
-    ) -> t.Any:
+    def _json(self, kind: str, method: str, path: str, *, study_id: int, **kwargs: t.Any) -> t.Any:
         response = self._request(kind, method, path, study_id=study_id, **kwargs)
         content_type = response.headers.get("Content-Type", "")
         try:
@@ -293,6 +291,7 @@ def _short_detail(response: requests.Response) -> str:
         return "non-JSON error body"
     if isinstance(payload, dict):
         for key in ("detail", "error", "message"):
-            if isinstance(payload.get(key), str):
-                return payload[key][:200]
+            detail = payload.get(key)
+            if isinstance(detail, str):
+                return detail[:200]
     return str(payload)[:200]

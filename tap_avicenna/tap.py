@@ -36,10 +36,10 @@ class _Command(SingerCommand):
         try:
             yield
         except ConfigValidationError as exc:
-            self.logger.error("Invalid settings: %s", "; ".join(exc.errors))  # noqa: TRY400
+            self.logger.error("Invalid settings: %s", "; ".join(exc.errors))
             raise click.exceptions.Exit(1) from None
         except AvicennaError as exc:
-            self.logger.error("%s", exc)  # noqa: TRY400
+            self.logger.error("%s", exc)
             raise click.exceptions.Exit(1) from None
 
     def make_context(self, *args: t.Any, **kwargs: t.Any) -> click.Context:

@@ -38,12 +38,10 @@ class ExportRequest:
             return False
         if listed.activity_id is not None:
             return False
-        if self.start and listed.start_ms is not None:
-            if listed.start_ms != int(self.start.timestamp() * 1000):
-                return False
-        if self.end and listed.end_ms is not None:
-            if listed.end_ms != int(self.end.timestamp() * 1000):
-                return False
+        if self.start and listed.start_ms not in (None, int(self.start.timestamp() * 1000)):
+            return False
+        if self.end and listed.end_ms not in (None, int(self.end.timestamp() * 1000)):
+            return False
         return listed.participant_ids is None or (
             tuple(sorted(listed.participant_ids)) == self.participant_ids
         )

@@ -52,13 +52,11 @@ def plan_exports(
     for participant, start in starts.items():
         if start < end:
             groups.setdefault((start - origin) // window, []).append(participant)
-    plans = []
+    plans: list[PlannedExport] = []
     for members in groups.values():
         group_start = min(starts[p] for p in members)
         ordered = sorted(members)
-        batches = [
-            tuple(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size)
-        ]
+        batches = [tuple(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size)]
         for window_start, window_end in grid_windows(group_start, end, origin, window):
             plans.extend(PlannedExport(window_start, window_end, batch) for batch in batches)
     plans.sort(key=lambda p: (p.start, p.participant_ids))

@@ -144,8 +144,10 @@ class ExportRunner:
                 finally:
                     with contextlib.suppress(OSError):
                         path.unlink()
-            tick = self.poll_interval if changed else min(
-                tick * TICK_BACKOFF, self.poll_interval * TICK_MAX_FACTOR
+            tick = (
+                self.poll_interval
+                if changed
+                else min(tick * TICK_BACKOFF, self.poll_interval * TICK_MAX_FACTOR)
             )
 
     # --- steps -----------------------------------------------------------------------
@@ -225,9 +227,7 @@ class ExportRunner:
                 continue  # briefly missing from the list: the timeout decides
             if listed.label != job.label:
                 changed = True
-                LOGGER.info(
-                    "%s: status %s after %.1fs", job.name, listed.label, job.elapsed()
-                )
+                LOGGER.info("%s: status %s after %.1fs", job.name, listed.label, job.elapsed())
                 job.label = listed.label
             if listed.status is ExportStatus.SUCCESS:
                 ready.append((job, listed))
@@ -243,9 +243,7 @@ class ExportRunner:
     ) -> None:
         if reason is None:
             reason = (
-                f"timed out after {job.elapsed():.0f}s"
-                if not job.failed
-                else "failed at Avicenna"
+                f"timed out after {job.elapsed():.0f}s" if not job.failed else "failed at Avicenna"
             )
         if job.attempt >= self.max_attempts:
             raise ExportFailed(

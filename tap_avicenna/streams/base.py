@@ -20,6 +20,7 @@ from tap_avicenna.exports.runner import ExportRunner, ReadyExport
 from tap_avicenna.parsing import RowConverter, Table, normalize_header, open_tables
 
 if t.TYPE_CHECKING:
+    from tap_avicenna.settings import Settings
     from tap_avicenna.tap import TapAvicenna
 
 ROW_ID = "_row_id"
@@ -62,6 +63,17 @@ class _ExpectedErrors(logging.Filter):
         )
 
 
+class _ResumableNote(logging.Filter):
+    """Drop the SDK's "progress is not resumable" warning: these streams checkpoint
+    per-participant bookmarks after every export file, so an interrupted sync resumes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "progress is not resumable" not in str(record.msg)
+
+
+logging.getLogger("singer_sdk").addFilter(_ResumableNote())
+
+
 class ReadTable(t.NamedTuple):
     """A file's table with its header normalised and its converter built."""
 
@@ -81,7 +93,7 @@ class ExportStream(Stream):
         self.logger.addFilter(_ExpectedErrors())
 
     @property
-    def settings(self):  # type: ignore[no-untyped-def]  # noqa: ANN201
+    def settings(self) -> Settings:
         return self._tap.settings
 
     def runner(self) -> ExportRunner:
@@ -156,7 +168,7 @@ class ExportStream(Stream):
         """A stable id of a row's content, independent of column order and empty cells."""
         text = "\x1f".join(
             f"{name}\x1e{value}"
-            for name, value in sorted(zip(columns, values), key=lambda nv: nv[0])
+            for name, value in sorted(zip(columns, values, strict=True), key=lambda nv: nv[0])
             if value is not None and value != ""
         )
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()

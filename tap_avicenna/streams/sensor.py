@@ -37,7 +37,7 @@ class SensorStream(ExportStream):
     """Readings of one data source; incremental per participant on `record_time`."""
 
     replication_key = "record_time"
-    primary_keys: t.ClassVar[list[str]] = [ROW_ID]  # type: ignore[misc]
+    primary_keys: t.ClassVar[list[str]] = [ROW_ID]
     is_sorted = False
 
     def __init__(self, tap: TapAvicenna, source: DataSource) -> None:
@@ -93,6 +93,12 @@ class SensorStream(ExportStream):
                 f"{total:,}",
                 self.name,
             )
+        self.logger.info(
+            "%s: sync complete, %s rows emitted from %d export(s)",
+            self.name,
+            f"{total:,}",
+            len(plans),
+        )
 
     def request_key(self, plan: PlannedExport) -> str:
         return (
@@ -133,12 +139,14 @@ class SensorStream(ExportStream):
             for values in self.typed_rows(read, ready.job.name):
                 pid, when = values[pid_at], values[time_at]
                 floor = lower.get(pid)
-                if floor is None or when is None or not (
-                    floor <= when < window_end and when >= window_start
+                if (
+                    floor is None
+                    or when is None
+                    or not (floor <= when < window_end and when >= window_start)
                 ):
                     dropped += 1
                     continue
-                record = dict(zip(columns, values))
+                record = dict(zip(columns, values, strict=True))
                 record[ROW_ID] = self.row_id(columns, values)
                 yield record
         if dropped:

@@ -17,7 +17,6 @@ import pytest
 from tap_avicenna.simulator import DataSourceConfig, Simulator, default_config
 from tests.conftest import (
     _OUTPUTS,
-    API_KEY,
     expected_sensor_rows,
     make_simulator,
     multiset,
@@ -111,7 +110,9 @@ def test_given_wrong_api_key_when_run_then_one_error_line_naming_user_not_key(
 def test_given_participant_added_when_run_again_then_only_it_is_backfilled(
     simulator: Simulator, tmp_path: Path
 ) -> None:
-    config = tap_config(simulator, participant_ids=[101, 102], data_sources=[{"id": 10, "name": "gps"}])
+    config = tap_config(
+        simulator, participant_ids=[101, 102], data_sources=[{"id": 10, "name": "gps"}]
+    )
     first = run_tap(tmp_path, config)
     assert first.returncode == 0, first.stderr[-3000:]
     before = max(e["study_specific_id"] for e in simulator.exports(1234))
@@ -130,7 +131,10 @@ def test_given_participant_added_when_run_again_then_only_it_is_backfilled(
     assert starts == {(103,): jan1, (101, 102): jan29}
     new_rows = [r for r in second.records("sensor_gps") if r["participant_id"] == 103]
     expected = simulator.expected_rows(
-        1234, 10, [103], dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
+        1234,
+        10,
+        [103],
+        dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
         dt.datetime(2025, 1, 31, tzinfo=dt.timezone.utc),
     )
     assert multiset(new_rows) == multiset(expected)
@@ -203,7 +207,9 @@ def test_given_run_killed_while_exports_pending_when_resumed_then_exports_reused
 ) -> None:
     sim = make_simulator(processing_delay=3.0)
     try:
-        config = tap_config(sim, data_sources=[{"id": 10, "name": "gps"}], end_date="2025-01-15T00:00:00Z")
+        config = tap_config(
+            sim, data_sources=[{"id": 10, "name": "gps"}], end_date="2025-01-15T00:00:00Z"
+        )
         (tmp_path / "config.json").write_text(json.dumps(config))
         proc = subprocess.Popen(
             [sys.executable, "-m", "tap_avicenna", "--config", str(tmp_path / "config.json")],

@@ -1,4 +1,5 @@
 import datetime as dt
+import typing as t
 
 from tap_avicenna.bookmarks import ParticipantBookmarks
 from tap_avicenna.exports.planner import PlannedExport, plan_exports
@@ -19,7 +20,7 @@ def plans_for(*participants: int, end: float = 21) -> list[PlannedExport]:
 
 
 def test_given_windows_completed_in_order_when_completed_then_bookmark_follows() -> None:
-    state: dict = {}
+    state: dict[str, t.Any] = {}
     marks = ParticipantBookmarks(state)
     plans = plans_for(1)
     marks.expect(plans)
@@ -28,7 +29,7 @@ def test_given_windows_completed_in_order_when_completed_then_bookmark_follows()
 
 
 def test_given_later_window_completed_first_when_completed_then_bookmark_waits_for_gap() -> None:
-    state: dict = {}
+    state: dict[str, t.Any] = {}
     marks = ParticipantBookmarks(state)
     plans = plans_for(1)
     marks.expect(plans)
@@ -39,7 +40,7 @@ def test_given_later_window_completed_first_when_completed_then_bookmark_waits_f
 
 
 def test_given_one_participant_done_when_other_pending_then_only_its_bookmark_moves() -> None:
-    state: dict = {}
+    state: dict[str, t.Any] = {}
     marks = ParticipantBookmarks(state)
     plans = plans_for(1, 2)
     marks.expect(plans)

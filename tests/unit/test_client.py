@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import typing as t
 
 import pytest
 import requests_mock as rm
@@ -16,6 +17,11 @@ API = "https://avicenna.test"
 KEY = "k3y-S3CRET-value"
 LIST_URL = f"{API}/api/v1/filter/export/?study_id=7"
 UTC = dt.timezone.utc
+
+
+def last(mocker: rm.Mocker) -> t.Any:
+    assert mocker.last_request is not None
+    return mocker.last_request
 
 
 @pytest.fixture
@@ -35,7 +41,7 @@ def test_given_any_call_when_sent_then_it_carries_the_documented_auth_header(
 ) -> None:
     requests_mock.get(LIST_URL, json=[])
     client.list_exports(7)
-    assert requests_mock.last_request.headers["Authorization"] == f"ApiKey r@example.com:{KEY}"
+    assert last(requests_mock).headers["Authorization"] == f"ApiKey r@example.com:{KEY}"
 
 
 def test_given_sensor_create_when_sent_then_multipart_fields_are_epoch_ms(
@@ -49,9 +55,9 @@ def test_given_sensor_create_when_sent_then_multipart_fields_are_epoch_ms(
         end=dt.datetime(2025, 1, 8, tzinfo=UTC),
         participant_ids=[1, 2],
     )
-    body = requests_mock.last_request.body
+    body = last(requests_mock).body
     assert answer == {"study_specific_id": 3}
-    assert requests_mock.last_request.headers["Content-Type"].startswith("multipart/form-data")
+    assert last(requests_mock).headers["Content-Type"].startswith("multipart/form-data")
     for field, value in [
         ("study_id", "7"),
         ("data_source", "99"),
@@ -116,13 +122,15 @@ def test_given_404_when_listing_then_error_names_the_study(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"text": "<html><body>login</body></html>", "headers": {"Content-Type": "text/html"}},
-         "HTML"),
+        (
+            {"text": "<html><body>login</body></html>", "headers": {"Content-Type": "text/html"}},
+            "HTML",
+        ),
         ({"json": {"unexpected": True}}, "unexpected shape"),
     ],
 )
 def test_given_bad_list_answer_when_listing_then_one_clear_error(
-    client: AvicennaClient, requests_mock: rm.Mocker, kwargs: dict[str, object], message: str
+    client: AvicennaClient, requests_mock: rm.Mocker, kwargs: dict[str, t.Any], message: str
 ) -> None:
     requests_mock.get(LIST_URL, **kwargs)
     with pytest.raises(ApiError, match=message):
@@ -142,7 +150,7 @@ def test_given_download_on_api_origin_when_fetched_then_auth_header_is_sent(
     requests_mock.get(f"{API}/media/x.zip", content=b"abc")
     out = io.BytesIO()
     assert client.download(f"{API}/media/x.zip", out, label="export #1") == 3
-    assert "Authorization" in requests_mock.last_request.headers
+    assert "Authorization" in last(requests_mock).headers
 
 
 def test_given_download_on_other_origin_when_fetched_then_no_auth_header(
@@ -150,7 +158,7 @@ def test_given_download_on_other_origin_when_fetched_then_no_auth_header(
 ) -> None:
     requests_mock.get("https://files.other.test/x.zip?sig=abc", content=b"abc")
     client.download("https://files.other.test/x.zip?sig=abc", io.BytesIO(), label="export #1")
-    assert "Authorization" not in requests_mock.last_request.headers
+    assert "Authorization" not in last(requests_mock).headers
 
 
 @pytest.mark.parametrize("status", [404, 410])

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# demo.sh -- the README's main command: set up, then sync the bundled Avicenna simulator
+# into a local DuckDB file with meltano and print rows per table.
+#   bash scripts/demo.sh             # into output/warehouse.duckdb
+#   bash scripts/demo.sh postgres    # into a throwaway PostgreSQL on 127.0.0.1:55432
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if [ "${1:-duckdb}" = postgres ]; then
+  export PGTEST_PORT=${PGTEST_PORT:-55432}
+  trap 'bash scripts/pg-test.sh stop' EXIT
+  bash scripts/pg-test.sh start >/dev/null
+  .venv/bin/python scripts/demo.py --target postgres
+else
+  .venv/bin/python scripts/demo.py --target duckdb
+fi

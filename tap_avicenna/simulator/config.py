@@ -1,0 +1,484 @@
+"""Simulator configuration: studies, participants, data sources, surveys and fault knobs."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .clock import iso_z, parse_instant
+
+DEFAULT_NOW = datetime(2025, 2, 1, tzinfo=timezone.utc)
+DEFAULT_USERS = {"researcher@example.com": "sim-secret-key-0123456789"}
+DEFAULT_STUDY_ID = 1234
+
+TIMESTAMP_STYLES = ("space", "iso_z", "offset", "epoch_ms")
+HEADER_STYLES = ("snake", "title")
+FILE_FORMATS = ("zip", "csv", "gzip")
+SENSOR_KINDS = ("gps", "accelerometer", "battery", "generic")
+PARTICIPANT_STATUSES = ("active", "dropped")
+ROW_ORDERS = ("participant", "time")
+SURVEY_HEADER_STYLES = ("auto", "dashboard")
+PRESETS = ("default", "churn")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _opt_instant(value: Any) -> datetime | None:
+    return None if value is None else parse_instant(value)
+
+
+@dataclass
+class ParticipantConfig:
+    """One participant (Avicenna ID) and their participation period ``[start, end)``."""
+
+    id: int
+    start: datetime
+    end: datetime | None = None
+    status: str = "active"
+    label: str = ""
+    device_model: str = ""
+
+    @property
+    def status_id(self) -> int:
+        """Numeric status: 1 active, 2 dropped (the simulator's choice; undocumented)."""
+        return 1 if self.status == "active" else 2
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ParticipantConfig:
+        """Build from JSON-like data (times as ISO strings or epoch ms)."""
+        return cls(
+            id=int(data["id"]),
+            start=parse_instant(data.get("start", "2025-01-01T00:00:00Z")),
+            end=_opt_instant(data.get("end")),
+            status=str(data.get("status", "active")),
+            label=str(data.get("label", "")),
+            device_model=str(data.get("device_model", "")),
+        )
+
+
+@dataclass
+class DataSourceConfig:
+    """A sensor data source; ``None`` knobs fall back to the study's."""
+
+    name: str
+    interval_seconds: float
+    kind: str = "generic"
+    columns: list[str] = field(default_factory=list)
+    timestamp_style: str | None = None
+    header_style: str | None = None
+    file_format: str | None = None
+    zip_members: int | None = None
+    bom: bool | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataSourceConfig:
+        """Build from JSON-like data; ``kind`` defaults to ``name`` when that is a known kind."""
+        name = str(data["name"])
+        kind = str(data.get("kind", name if name in SENSOR_KINDS else "generic"))
+        return cls(
+            name=name,
+            interval_seconds=float(data["interval_seconds"]),
+            kind=kind,
+            columns=[str(c) for c in data.get("columns", [])],
+            timestamp_style=data.get("timestamp_style"),
+            header_style=data.get("header_style"),
+            file_format=data.get("file_format"),
+            zip_members=None if data.get("zip_members") is None else int(data["zip_members"]),
+            bom=None if data.get("bom") is None else bool(data["bom"]),
+        )
+
+
+@dataclass
+class QuestionConfig:
+    """A survey question; ``variable`` defaults to ``Question <id> of Survey <activity>``."""
+
+    id: int
+    type_code: str = "TXT"
+    variable: str = ""
+    added_at: datetime | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QuestionConfig:
+        """Build from JSON-like data."""
+        return cls(
+            id=int(data["id"]),
+            type_code=str(data.get("type_code", "TXT")).upper(),
+            variable=str(data.get("variable", "")),
+            added_at=_opt_instant(data.get("added_at")),
+        )
+
+
+@dataclass
+class SurveyConfig:
+    """A published survey activity. ``file_format`` csv (default) or zip; IMG answers force zip."""
+
+    name: str
+    questions: list[QuestionConfig]
+    sessions_per_day: int = 2
+    tricky: bool = False
+    file_format: str = "csv"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SurveyConfig:
+        """Build from JSON-like data."""
+        return cls(
+            name=str(data.get("name", "Survey")),
+            questions=[QuestionConfig.from_dict(q) for q in data.get("questions", [])],
+            sessions_per_day=int(data.get("sessions_per_day", 2)),
+            tricky=bool(data.get("tricky", False)),
+            file_format=str(data.get("file_format", "csv")),
+        )
+
+
+@dataclass
+class StudyConfig:
+    """A study: participants, data sources (by id), surveys (by activity id) and file knobs."""
+
+    participants: list[ParticipantConfig] = field(default_factory=lambda: default_participants())
+    data_sources: dict[int, DataSourceConfig] = field(
+        default_factory=lambda: default_data_sources()
+    )
+    surveys: dict[int, SurveyConfig] = field(default_factory=lambda: default_surveys())
+    users: list[str] | None = None
+    timestamp_style: str = "space"
+    header_style: str = "snake"
+    file_format: str = "zip"
+    zip_members: int = 1
+    bom: bool = False
+    row_order: str = "participant"
+    survey_header_style: str = "auto"
+
+    def participant(self, participant_id: int) -> ParticipantConfig | None:
+        """The participant with this id, if any."""
+        return next((p for p in self.participants if p.id == participant_id), None)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudyConfig:
+        """Build from JSON-like data; missing parts take the defaults."""
+        study = cls()
+        if "participants" in data:
+            study.participants = [ParticipantConfig.from_dict(p) for p in data["participants"]]
+        if "data_sources" in data:
+            study.data_sources = {
+                int(k): DataSourceConfig.from_dict(v) for k, v in data["data_sources"].items()
+            }
+        if "surveys" in data:
+            study.surveys = {int(k): SurveyConfig.from_dict(v) for k, v in data["surveys"].items()}
+        if data.get("users") is not None:
+            study.users = [str(u) for u in data["users"]]
+        for name in ("timestamp_style", "header_style", "file_format", "row_order"):
+            if name in data:
+                setattr(study, name, str(data[name]))
+        if "survey_header_style" in data:
+            study.survey_header_style = str(data["survey_header_style"])
+        if "zip_members" in data:
+            study.zip_members = int(data["zip_members"])
+        if "bom" in data:
+            study.bom = bool(data["bom"])
+        return study
+
+
+@dataclass
+class Faults:
+    """Fault knobs; counters (``*_next_*``) are decremented as they fire.
+
+    Assigning an attribute takes the simulator's lock once the simulator has bound it.
+    """
+
+    error_rate: float = 0.0
+    error_statuses: list[int] = field(default_factory=lambda: [429, 500, 502, 503])
+    retry_after: int | None = 1
+    fail_next_exports: int = 0
+    fail_data_sources: set[int] = field(default_factory=set)
+    never_finish_next_exports: int = 0
+    truncate_next_downloads: int = 0
+    reset_next_downloads: int = 0
+    omit_id_next_creates: int = 0
+    hide_next_list_entries: int = 0
+    unknown_label_next_exports: int = 0
+    unknown_label: str = "Queued For Worker"
+    status_label_case: str | None = None
+
+    COUNTERS: ClassVar[tuple[str, ...]] = (
+        "fail_next_exports",
+        "never_finish_next_exports",
+        "truncate_next_downloads",
+        "reset_next_downloads",
+        "omit_id_next_creates",
+        "hide_next_list_entries",
+        "unknown_label_next_exports",
+    )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        lock: threading.RLock | None = self.__dict__.get("_lock")
+        if lock is None:
+            object.__setattr__(self, name, value)
+        else:
+            with lock:
+                object.__setattr__(self, name, value)
+
+    def bind_lock(self, lock: threading.RLock) -> None:
+        """Make attribute assignment take ``lock`` (the simulator's state lock)."""
+        self.__dict__["_lock"] = lock
+
+    def take(self, counter: str) -> bool:
+        """Consume one unit of a ``*_next_*`` counter; True if it fired."""
+        current = int(getattr(self, counter))
+        if current > 0:
+            setattr(self, counter, current - 1)
+            return True
+        return False
+
+    def update(self, data: dict[str, Any]) -> None:
+        """Set fields from JSON-like data; unknown names raise ``ValueError``."""
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown fault(s): {', '.join(unknown)}")
+        for name, value in data.items():
+            if name == "fail_data_sources":
+                value = {int(v) for v in value or []}
+            elif name == "error_statuses":
+                value = [int(v) for v in value]
+            elif name == "error_rate":
+                value = float(value)
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError("error_rate must be between 0 and 1")
+            elif name == "retry_after":
+                value = None if value is None else int(value)
+            elif name == "status_label_case":
+                if value not in (None, "lower", "upper"):
+                    raise ValueError("status_label_case must be null, 'lower' or 'upper'")
+            elif name == "unknown_label":
+                value = str(value)
+            else:
+                value = int(value)
+            setattr(self, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy of the knobs."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["fail_data_sources"] = sorted(self.fail_data_sources)
+        out["error_statuses"] = list(self.error_statuses)
+        return out
+
+
+SETTINGS = (
+    "pending_seconds",
+    "processing_delay",
+    "expiry_seconds",
+    "expired_status",
+    "download_requires_auth",
+    "download_origin",
+    "reject_auth_on_download_origin",
+    "log_requests",
+)
+
+
+@dataclass
+class SimulatorConfig:
+    """Everything the simulator serves. ``download_origin`` may contain ``{port}``."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    now: datetime = DEFAULT_NOW
+    time_scale: float = 1.0
+    users: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_USERS))
+    studies: dict[int, StudyConfig] = field(
+        default_factory=lambda: {DEFAULT_STUDY_ID: StudyConfig()}
+    )
+    pending_seconds: float = 0.2
+    processing_delay: float = 1.0
+    expiry_seconds: float = 604_800.0
+    expired_status: int = 410
+    download_requires_auth: bool = True
+    download_origin: str | None = None
+    reject_auth_on_download_origin: bool = False
+    seed: int = 0
+    log_requests: bool = False
+    faults: Faults = field(default_factory=Faults)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` on an inconsistent configuration."""
+        if self.expired_status not in (404, 410):
+            raise ValueError("expired_status must be 404 or 410")
+        for study_id, study in self.studies.items():
+            where = f"study {study_id}"
+            _choice(f"{where} timestamp_style", study.timestamp_style, TIMESTAMP_STYLES)
+            _choice(f"{where} header_style", study.header_style, HEADER_STYLES)
+            _choice(f"{where} file_format", study.file_format, FILE_FORMATS)
+            _choice(f"{where} row_order", study.row_order, ROW_ORDERS)
+            _choice(f"{where} survey_header_style", study.survey_header_style, SURVEY_HEADER_STYLES)
+            if study.zip_members < 1:
+                raise ValueError(f"{where} zip_members must be >= 1")
+            ids = [p.id for p in study.participants]
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"{where} has duplicate participant ids")
+            for p in study.participants:
+                _choice(f"{where} participant {p.id} status", p.status, PARTICIPANT_STATUSES)
+            for ds_id, ds in study.data_sources.items():
+                w = f"{where} data source {ds_id}"
+                _choice(f"{w} kind", ds.kind, SENSOR_KINDS)
+                if ds.interval_seconds < 0.001:
+                    raise ValueError(f"{w} interval_seconds must be >= 0.001")
+                if ds.kind == "generic" and not ds.columns:
+                    raise ValueError(f"{w} of kind generic needs columns")
+                if ds.timestamp_style is not None:
+                    _choice(f"{w} timestamp_style", ds.timestamp_style, TIMESTAMP_STYLES)
+                if ds.header_style is not None:
+                    _choice(f"{w} header_style", ds.header_style, HEADER_STYLES)
+                if ds.file_format is not None:
+                    _choice(f"{w} file_format", ds.file_format, FILE_FORMATS)
+                if ds.zip_members is not None and ds.zip_members < 1:
+                    raise ValueError(f"{w} zip_members must be >= 1")
+            for act_id, survey in study.surveys.items():
+                _choice(f"{where} survey {act_id} file_format", survey.file_format, ("csv", "zip"))
+                qids = [q.id for q in survey.questions]
+                if len(qids) != len(set(qids)):
+                    raise ValueError(f"{where} survey {act_id} has duplicate question ids")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SimulatorConfig:
+        """Build from JSON-like data; ``"preset": "churn"`` picks the base config."""
+        config = preset_config(str(data.get("preset", "default")))
+        if "host" in data:
+            config.host = str(data["host"])
+        if "port" in data:
+            config.port = int(data["port"])
+        if "now" in data:
+            config.now = parse_instant(data["now"])
+        if "users" in data:
+            config.users = {str(k): str(v) for k, v in data["users"].items()}
+        if "studies" in data:
+            config.studies = {int(k): StudyConfig.from_dict(v) for k, v in data["studies"].items()}
+        for name in ("time_scale", "pending_seconds", "processing_delay", "expiry_seconds"):
+            if name in data:
+                setattr(config, name, float(data[name]))
+        for name in ("expired_status", "seed"):
+            if name in data:
+                setattr(config, name, int(data[name]))
+        for name in ("download_requires_auth", "reject_auth_on_download_origin", "log_requests"):
+            if name in data:
+                setattr(config, name, bool(data[name]))
+        if "download_origin" in data:
+            origin = data["download_origin"]
+            config.download_origin = None if origin is None else str(origin)
+        if "faults" in data:
+            config.faults.update(data["faults"])
+        config.validate()
+        return config
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> SimulatorConfig:
+        """Load a JSON file in the ``to_dict`` shape (every key optional)."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the top level must be a JSON object")
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, readable by ``from_dict``."""
+        out = _jsonable(self)
+        assert isinstance(out, dict)
+        out["faults"] = self.faults.to_dict()
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_z(value)
+    if isinstance(value, Faults):
+        return value.to_dict()
+    if hasattr(value, "__dataclass_fields__"):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, set):
+        return sorted(_jsonable(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+_MODELS = ("Pixel 7", "iPhone14,5", "SM-G991B", "iPhone13,4", "moto g(7)")
+_JAN1 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def default_participants() -> list[ParticipantConfig]:
+    """Participants 101..105, all joined 2025-01-01T00:00:00Z, active, no end."""
+    return [
+        ParticipantConfig(id=pid, start=_JAN1, device_model=_MODELS[i])
+        for i, pid in enumerate(range(101, 106))
+    ]
+
+
+def default_data_sources() -> dict[int, DataSourceConfig]:
+    """10 gps (600 s), 20 accelerometer (300 s), 30 battery (900 s)."""
+    return {
+        10: DataSourceConfig(name="gps", interval_seconds=600, kind="gps"),
+        20: DataSourceConfig(name="accelerometer", interval_seconds=300, kind="accelerometer"),
+        30: DataSourceConfig(name="battery", interval_seconds=900, kind="battery"),
+    }
+
+
+def default_surveys() -> dict[int, SurveyConfig]:
+    """5678: plain daily check-in (bare CSV); 5679: tricky texts, an IMG question (ZIP)."""
+    return {
+        5678: SurveyConfig(
+            name="Daily Check-in",
+            questions=[
+                QuestionConfig(id=2, type_code="SA", variable="mood"),
+                QuestionConfig(id=3, type_code="TXT"),
+                QuestionConfig(id=4, type_code="MA", variable="activities"),
+                QuestionConfig(id=5, type_code="NUM", variable="stress_level"),
+            ],
+            sessions_per_day=2,
+        ),
+        5679: SurveyConfig(
+            name="Screen Time",
+            questions=[
+                QuestionConfig(id=1, type_code="TXT", variable="notes"),
+                QuestionConfig(id=2, type_code="IMG", variable="iOS screentime"),
+                QuestionConfig(id=3, type_code="SA"),
+                QuestionConfig(
+                    id=7,
+                    type_code="TXT",
+                    variable="follow_up",
+                    added_at=datetime(2025, 2, 2, tzinfo=timezone.utc),
+                ),
+            ],
+            sessions_per_day=1,
+            tricky=True,
+        ),
+    }
+
+
+def default_config() -> SimulatorConfig:
+    """Study 1234, participants 101..105, sources 10/20/30, surveys 5678/5679, one user."""
+    return SimulatorConfig()
+
+
+def churn_config() -> SimulatorConfig:
+    """Like the default, but 104 joins 2025-01-15 and 105 dropped out on 2025-01-20."""
+    config = SimulatorConfig()
+    study = config.studies[DEFAULT_STUDY_ID]
+    p104 = study.participant(104)
+    p105 = study.participant(105)
+    assert p104 is not None and p105 is not None
+    p104.start = datetime(2025, 1, 15, tzinfo=timezone.utc)
+    p105.end = datetime(2025, 1, 20, tzinfo=timezone.utc)
+    p105.status = "dropped"
+    return config
+
+
+def preset_config(name: str) -> SimulatorConfig:
+    """A built-in preset: ``default`` or ``churn``."""
+    _choice("preset", name, PRESETS)
+    return churn_config() if name == "churn" else default_config()
