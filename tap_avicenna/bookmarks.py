@@ -1,15 +1,16 @@
-"""Per-participant bookmarks and in-flight exports, kept in a stream's Singer state.
+"""Coverage bookmarks and in-flight exports, kept in a stream's Singer state.
 
-State of a participant-windowed stream (beside the SDK's own keys)::
+State of a windowed stream (beside the SDK's own keys), for sensor streams::
 
     "participants": {"101": "2025-01-15T00:00:00.000000+00:00", ...}
     "pending_exports": {"<request key>": <export id>, ...}
 
-A participant's value means: every row of that participant with a record time
-before it has been emitted. It only moves when a whole window has been emitted for
-that participant and every earlier window of this run has been too, so a STATE never
-claims a row that was not emitted. Participants missing from the map (added to the
-config later) start from `start_date` without touching the others.
+and `"covered_until": {"all": ...}` for survey streams. A member's value means: every
+row of that member (participant) with a record time before it has been emitted. It
+only moves when a whole window has been emitted for that member and every earlier
+window of this run has been too, so a STATE never claims a row that was not emitted.
+Members missing from the map (a participant added to the config later) start from
+`start_date` without touching the others.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import typing as t
 from tap_avicenna.exports.planner import PlannedExport
 from tap_avicenna.parsing import parse_timestamp
 
-PARTICIPANTS = "participants"
 PENDING = "pending_exports"
 
 
@@ -29,57 +29,72 @@ def iso(value: dt.datetime) -> str:
     return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
-class ParticipantBookmarks:
-    """Reads and advances the bookmarks of one stream's state dict (in place)."""
+Member = int | str
 
-    def __init__(self, state: dict[str, t.Any]) -> None:
+
+def _participants(plan: PlannedExport) -> t.Sequence[Member]:
+    return plan.participant_ids
+
+
+class CoverageBookmarks:
+    """Reads and advances the bookmarks of one stream's state dict (in place).
+
+    `members(plan)` names who a planned export covers: its participants for sensor
+    streams, the single member "all" for survey streams.
+    """
+
+    def __init__(
+        self,
+        state: dict[str, t.Any],
+        key: str = "participants",
+        members: t.Callable[[PlannedExport], t.Sequence[Member]] = _participants,
+    ) -> None:
         self.state = state
-        self._windows: dict[int, list[PlannedExport]] = {}
-        self._next: dict[int, int] = {}
-        self._done: dict[int, set[dt.datetime]] = {}
+        self.key = key
+        self.members = members
+        self._windows: dict[Member, list[PlannedExport]] = {}
+        self._next: dict[Member, int] = {}
+        self._done: dict[Member, set[dt.datetime]] = {}
 
-    def bookmark(self, participant: int) -> dt.datetime | None:
-        value = self.state.get(PARTICIPANTS, {}).get(str(participant))
-        if value is None:
-            # A state written without per-participant keys: the stream-wide bookmark.
-            value = (
-                self.state.get("replication_key_value") if PARTICIPANTS not in self.state else None
-            )
+    def bookmark(self, member: Member) -> dt.datetime | None:
+        marks = self.state.get(self.key)
+        # A state written without per-member keys: the stream-wide bookmark applies.
+        value = self.state.get("replication_key_value") if marks is None else marks.get(str(member))
         if value is None:
             return None
         return dt.datetime.fromisoformat(parse_timestamp(str(value)))
 
     def start_for(
-        self, participant: int, start_date: dt.datetime, lookback: dt.timedelta
+        self, member: Member, start_date: dt.datetime, lookback: dt.timedelta
     ) -> dt.datetime:
         """max(start_date, bookmark - lookback)."""
-        mark = self.bookmark(participant)
+        mark = self.bookmark(member)
         return start_date if mark is None else max(start_date, mark - lookback)
 
     def expect(self, plans: t.Iterable[PlannedExport]) -> None:
         """Register this run's planned exports (in window order)."""
         for plan in plans:
-            for participant in plan.participant_ids:
-                self._windows.setdefault(participant, []).append(plan)
-                self._next.setdefault(participant, 0)
-                self._done.setdefault(participant, set())
+            for member in self.members(plan):
+                self._windows.setdefault(member, []).append(plan)
+                self._next.setdefault(member, 0)
+                self._done.setdefault(member, set())
 
     def complete(self, plan: PlannedExport) -> None:
-        """All rows of `plan` were emitted: advance each participant's contiguous prefix."""
-        marks = self.state.setdefault(PARTICIPANTS, {})
-        for participant in plan.participant_ids:
-            self._done[participant].add(plan.start)
-            windows = self._windows[participant]
-            index = self._next[participant]
+        """All rows of `plan` were emitted: advance each member's contiguous prefix."""
+        marks = self.state.setdefault(self.key, {})
+        for member in self.members(plan):
+            self._done[member].add(plan.start)
+            windows = self._windows[member]
+            index = self._next[member]
             reached: dt.datetime | None = None
-            while index < len(windows) and windows[index].start in self._done[participant]:
+            while index < len(windows) and windows[index].start in self._done[member]:
                 reached = windows[index].end
                 index += 1
-            self._next[participant] = index
+            self._next[member] = index
             if reached is not None:
-                old = self.bookmark(participant)
+                old = self.bookmark(member)
                 if old is None or reached > old:
-                    marks[str(participant)] = iso(reached)
+                    marks[str(member)] = iso(reached)
 
     # --- exports in flight -----------------------------------------------------------
 

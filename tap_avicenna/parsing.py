@@ -331,7 +331,8 @@ def _open_zip(path: Path | str, name: str) -> zipfile.ZipFile:
         raise FileFormatError(f"{name}: not a readable ZIP file, truncated? ({e})") from e
 
 
-def _unsafe_member(name: str) -> bool:
+def unsafe_member(name: str) -> bool:
+    """A ZIP member path that could land outside the folder it is extracted into."""
     if not name or name.startswith(("/", "\\")) or "\x00" in name:
         return True
     if len(name) >= 2 and name[1] == ":" and name[0].isalpha():
@@ -344,7 +345,7 @@ def _csv_members(zf: zipfile.ZipFile, name: str, limits: Limits) -> list[zipfile
     members: list[zipfile.ZipInfo] = []
     declared = 0
     for info in zf.infolist():
-        if _unsafe_member(info.filename):
+        if unsafe_member(info.filename):
             raise FileFormatError(f"{name}: ZIP member '{info.filename}' has an unsafe path")
         if info.is_dir() or info.filename.startswith("__MACOSX/"):
             continue
@@ -399,13 +400,15 @@ def normalize_name(raw: str) -> str:
     return name
 
 
-def normalize_header(raw: Sequence[str]) -> list[str]:
-    """Normalize every header cell; make names unique.
+def normalize_header(
+    raw: Sequence[str], name_of: Callable[[str], str] = normalize_name
+) -> list[str]:
+    """Normalize every header cell (with `name_of`); make names unique.
 
     The first column with a given name keeps it; later ones get ``_2``, ``_3``, ... skipping any
     name another column has (so ``a, a, a_2`` becomes ``a, a_3, a_2``).
     """
-    bases = [normalize_name(cell) for cell in raw]
+    bases = [name_of(cell) for cell in raw]
     taken = set(bases)
     seen: set[str] = set()
     names: list[str] = []

@@ -74,6 +74,30 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "surveys",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("activity_id", th.IntegerType, required=True),
+                th.Property("name", th.StringType, required=True),
+                th.Property("columns", th.ArrayType(th.StringType)),
+                th.Property("query", th.ObjectType()),
+                th.Property("site_ssid", th.StringType),
+            )
+        ),
+        description=(
+            "Survey activities to export, one stream `survey_<name>` each: "
+            '`{"activity_id": 5678, "name": "daily", "columns": ["Q2", "Q3"], '
+            '"query": {"AND": [...]}, "site_ssid": null}`. Without `columns` the export '
+            "holds the session, device and participant fields only (see README)."
+        ),
+    ),
+    th.Property(
+        "response_files_dir",
+        th.StringType,
+        description="Folder to extract survey answer files (`response-files/...` in a "
+        "ZIP export) into; unset: not extracted (records keep the path either way).",
+    ),
+    th.Property(
         "lookback_days",
         th.NumberType,
         default=2,
@@ -160,6 +184,21 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class Survey:
+    """One configured survey activity."""
+
+    activity_id: int
+    name: str
+    columns: tuple[str, ...] = ()
+    query: dict[str, t.Any] | None = None
+    site_ssid: str | None = None
+
+    @property
+    def stream_name(self) -> str:
+        return f"survey_{self.name}"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Checked settings with parsed dates; built once at start-up."""
 
@@ -171,6 +210,8 @@ class Settings:
     end_date: dt.datetime
     participant_ids: tuple[int, ...] | None
     data_sources: tuple[DataSource, ...]
+    surveys: tuple[Survey, ...]
+    response_files_dir: str | None
     lookback: dt.timedelta
     export_window: dt.timedelta
     participants_per_export: int
@@ -229,6 +270,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _stream_name(name: t.Any, where: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ConfigError(
+            f"Setting '{where}' must be a lower snake_case name (letters, digits, _), got {name!r}"
+        )
+    return name
+
+
 def _data_sources(raw: t.Any) -> tuple[DataSource, ...]:
     if raw is None:
         return ()
@@ -237,12 +286,7 @@ def _data_sources(raw: t.Any) -> tuple[DataSource, ...]:
     seen_ids: set[int] = set()
     for index, item in enumerate(raw):
         where = f"data_sources[{index}]"
-        name = item.get("name")
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise ConfigError(
-                f"Setting '{where}.name' must be a lower snake_case name "
-                f"(letters, digits, _), got {name!r}"
-            )
+        name = _stream_name(item.get("name"), f"{where}.name")
         if name in seen:
             raise ConfigError(f"Setting 'data_sources' names '{name}' twice")
         source_id = item.get("id")
@@ -263,6 +307,30 @@ def _data_sources(raw: t.Any) -> tuple[DataSource, ...]:
         seen_ids.add(source_id)
         sources.append(DataSource(id=source_id, name=name, fields=fields))
     return tuple(sources)
+
+
+def _surveys(raw: t.Any) -> tuple[Survey, ...]:
+    surveys: list[Survey] = []
+    for index, item in enumerate(raw or ()):
+        where = f"surveys[{index}]"
+        name = _stream_name(item.get("name"), f"{where}.name")
+        if any(s.name == name for s in surveys):
+            raise ConfigError(f"Setting 'surveys' names '{name}' twice")
+        activity_id = item.get("activity_id")
+        if isinstance(activity_id, bool) or not isinstance(activity_id, int) or activity_id <= 0:
+            raise ConfigError(
+                f"Setting '{where}.activity_id' must be a positive integer, got {activity_id!r}"
+            )
+        columns = item.get("columns") or ()
+        if not all(isinstance(c, str) and c.strip() for c in columns):
+            raise ConfigError(f"Setting '{where}.columns' must be a list of column names")
+        query = item.get("query")
+        if query is not None and not isinstance(query, dict):
+            raise ConfigError(f"Setting '{where}.query' must be an object")
+        surveys.append(
+            Survey(activity_id, name, tuple(columns), query or None, item.get("site_ssid"))
+        )
+    return tuple(surveys)
 
 
 def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None) -> Settings:
@@ -288,6 +356,11 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         )
     participant_ids = config.get("participant_ids")
     if participant_ids is not None:
+        if not participant_ids:
+            raise ConfigError(
+                "Setting 'participant_ids' is empty: leave it out to export every participant "
+                "of the study"
+            )
         if any(isinstance(p, bool) or not isinstance(p, int) or p <= 0 for p in participant_ids):
             raise ConfigError("Setting 'participant_ids' must be a list of positive integers")
         participant_ids = tuple(sorted(set(participant_ids)))
@@ -303,6 +376,8 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         end_date=end,
         participant_ids=participant_ids,
         data_sources=_data_sources(config.get("data_sources")),
+        surveys=_surveys(config.get("surveys")),
+        response_files_dir=config.get("response_files_dir") or None,
         lookback=dt.timedelta(days=float(lookback)),
         export_window=dt.timedelta(days=_positive(config, "export_window_days", 7)),
         participants_per_export=_positive_int(config, "participants_per_export", 50),

@@ -16,12 +16,15 @@ from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.plugin_base import SingerCommand
 
 from tap_avicenna.client import AvicennaClient
-from tap_avicenna.errors import AvicennaError, ConfigError
+from tap_avicenna.errors import AvicennaError
+from tap_avicenna.exports.planner import Period
 from tap_avicenna.exports.repository import AvicennaExportRepository
 from tap_avicenna.exports.runner import ExportRunner
 from tap_avicenna.parsing import Limits
 from tap_avicenna.settings import CONFIG_SCHEMA, Settings, coerce_numbers, parse_settings
+from tap_avicenna.streams.participants import ParticipantsStream
 from tap_avicenna.streams.sensor import SensorStream
+from tap_avicenna.streams.survey import SurveyStream
 
 
 class _Command(SingerCommand):
@@ -96,18 +99,23 @@ class TapAvicenna(Tap):
             limits=self.limits,
         )
 
-    def participants_for(self, stream: Stream) -> tuple[int, ...]:
-        """The participants whose data a participant-windowed stream exports."""
-        ids = self.settings.participant_ids
-        if not ids:
-            raise ConfigError(
-                f"Setting 'participant_ids' is required for sensor stream '{stream.name}' "
-                "(list the participants' Avicenna ids)"
-            )
-        return ids
+    def participants_for(self, stream: Stream) -> dict[int, Period | None]:
+        """Participants whose sensor data a stream exports, with their participation
+        period: `participant_ids` when set (any period), else the study's participants
+        from the participation export."""
+        if self.settings.participant_ids is not None:
+            return {p: None for p in self.settings.participant_ids}
+        periods = t.cast(ParticipantsStream, self.streams["participants"]).periods()
+        if not periods:
+            self.logger.warning("%s: the study has no participants yet", stream.name)
+        return dict(periods)
 
     def discover_streams(self) -> list[Stream]:
-        return [SensorStream(self, source) for source in self.settings.data_sources]
+        return [
+            ParticipantsStream(self),
+            *(SensorStream(self, source) for source in self.settings.data_sources),
+            *(SurveyStream(self, survey) for survey in self.settings.surveys),
+        ]
 
     # --- CLI -------------------------------------------------------------------------
 

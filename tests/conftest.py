@@ -122,6 +122,11 @@ def run_tap(
     return TapRun(done.returncode, done.stdout, done.stderr, messages)
 
 
+def sensor_exports(sim: Simulator) -> list[dict[str, t.Any]]:
+    """The study's sensor exports (not the participation or survey ones)."""
+    return [e for e in sim.exports(STUDY_ID) if e["export_type"] == "data_source"]
+
+
 # --- comparing rows ------------------------------------------------------------------
 
 

@@ -34,6 +34,17 @@ def grid_windows(
     return windows
 
 
+Period = tuple[dt.datetime | None, dt.datetime | None]
+"""A participant's participation [start, end); None means unbounded on that side."""
+
+
+def _overlaps(period: Period | None, start: dt.datetime, end: dt.datetime) -> bool:
+    if period is None:
+        return True
+    since, until = period
+    return (since is None or since < end) and (until is None or until > start)
+
+
 def plan_exports(
     starts: t.Mapping[int, dt.datetime],
     end: dt.datetime,
@@ -41,12 +52,14 @@ def plan_exports(
     origin: dt.datetime,
     window: dt.timedelta,
     batch_size: int,
+    periods: t.Mapping[int, Period] | None = None,
 ) -> list[PlannedExport]:
     """Exports covering [starts[p], end) for every participant p.
 
     Participants whose start falls in the same grid window share exports from the
     earliest of their starts (the stream drops each participant's rows before its
-    own start), so a handful of differing bookmarks does not multiply exports.
+    own start), so a handful of differing bookmarks does not multiply exports. With
+    `periods`, a window only exports the participants whose participation overlaps it.
     """
     groups: dict[int, list[int]] = {}
     for participant, start in starts.items():
@@ -56,8 +69,13 @@ def plan_exports(
     for members in groups.values():
         group_start = min(starts[p] for p in members)
         ordered = sorted(members)
-        batches = [tuple(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size)]
         for window_start, window_end in grid_windows(group_start, end, origin, window):
-            plans.extend(PlannedExport(window_start, window_end, batch) for batch in batches)
+            active = [
+                p for p in ordered if _overlaps((periods or {}).get(p), window_start, window_end)
+            ]
+            plans.extend(
+                PlannedExport(window_start, window_end, tuple(active[i : i + batch_size]))
+                for i in range(0, len(active), batch_size)
+            )
     plans.sort(key=lambda p: (p.start, p.participant_ids))
     return plans

@@ -702,11 +702,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
-        self.wfile.write(data)
+        # Counted before the body is sent: a client that has read the whole file must
+        # already see it in the stats.
         with sim._lock:
             export.downloaded = True
             sim._stats.downloads_completed += 1
             sim._stats.bytes_downloaded += len(data)
+        self.wfile.write(data)
 
     # -- admin -------------------------------------------------------------------------------
 

@@ -111,29 +111,39 @@ class ExportStream(Stream):
     def column_types(self) -> dict[str, str]:
         return {name: schema_type(spec) for name, spec in self.schema["properties"].items()}
 
-    def add_string_columns(self, names: t.Sequence[str], source: str) -> None:
-        """Grow the schema by nullable string columns and announce it with a SCHEMA."""
+    def new_column_type(self, name: str) -> str:
+        """The type of a column first seen in a file (nullable string unless overridden)."""
+        del name
+        return "string"
+
+    def add_columns(self, columns: t.Mapping[str, str], source: str) -> None:
+        """Grow the schema by nullable columns (name -> raw header) and announce it with
+        a SCHEMA message before any record carries them."""
         for schema in (self.schema, self._input_schema):
             if schema is not None:
-                for name in names:
-                    schema["properties"].setdefault(name, json_type("string"))
+                for name, raw in columns.items():
+                    spec = json_type(self.new_column_type(name))
+                    if raw != name:
+                        spec["description"] = raw
+                    schema["properties"].setdefault(name, spec)
         self._tap.mapper.register_raw_stream_schema(self.name, self.schema, self.primary_keys)
         self._stream_maps = None
         self.logger.warning(
-            "%s brings column(s) the schema did not have: %s; added as nullable strings",
+            "%s brings column(s) the schema did not have: %s; added as nullable fields",
             source,
-            ", ".join(names),
+            ", ".join(columns),
         )
-        self._write_schema_message()
+        if self.selected:
+            self._write_schema_message()
 
     # --- files -----------------------------------------------------------------------
 
-    def read_tables(
-        self,
-        ready: ReadyExport,
-        rename: t.Callable[[list[str]], list[str]] | None = None,
-    ) -> t.Iterator[ReadTable]:
-        """Each CSV of the export, with normalised (and renamed) columns, typed.
+    def column_names(self, header: list[str]) -> list[str]:
+        """Field names for a file's raw header (normalised; streams add their aliases)."""
+        return normalize_header(header)
+
+    def read_tables(self, ready: ReadyExport) -> t.Iterator[ReadTable]:
+        """Each CSV of the export, with its columns named and typed.
 
         Columns the schema does not know are added to it first.
         """
@@ -141,13 +151,12 @@ class ExportStream(Stream):
             if not table.header:
                 self.logger.info("%s: %s is empty", ready.job.name, table.name)
                 continue
-            columns = normalize_header(table.header)
-            if rename is not None:
-                columns = rename(columns)
+            columns = self.column_names(table.header)
             types = self.column_types()
-            unknown = [c for c in columns if c not in types]
+            named = zip(columns, table.header, strict=True)
+            unknown = {c: raw for c, raw in named if c not in types}
             if unknown:
-                self.add_string_columns(unknown, f"{ready.job.name} ({table.name})")
+                self.add_columns(unknown, f"{ready.job.name} ({table.name})")
                 types = self.column_types()
             yield ReadTable(table, columns, RowConverter(columns, types))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import typing as t
 
-from tap_avicenna.bookmarks import ParticipantBookmarks, iso
+from tap_avicenna.bookmarks import CoverageBookmarks, iso
 from tap_avicenna.catalogue import COMMON_SENSOR_FIELDS, known_fields
 from tap_avicenna.errors import FileFormatError
 from tap_avicenna.exports.job import ExportJob, ExportRequest
@@ -47,7 +47,7 @@ class SensorStream(ExportStream):
     def get_records(self, context: t.Mapping[str, t.Any] | None) -> t.Iterator[dict[str, t.Any]]:
         settings = self.settings
         participants = self._tap.participants_for(self)
-        bookmarks = ParticipantBookmarks(self.stream_state)
+        bookmarks = CoverageBookmarks(self.stream_state)
         starts = {
             p: bookmarks.start_for(p, settings.start_date, settings.lookback) for p in participants
         }
@@ -57,6 +57,7 @@ class SensorStream(ExportStream):
             origin=settings.start_date,
             window=settings.export_window,
             batch_size=settings.participants_per_export,
+            periods={p: period for p, period in participants.items() if period is not None},
         )
         bookmarks.expect(plans)
         by_key = {self.request_key(plan): plan for plan in plans}
@@ -128,7 +129,7 @@ class SensorStream(ExportStream):
         lower = {p: iso(starts[p]) for p in plan.participant_ids}
         window_start, window_end = iso(plan.start), iso(plan.end)
         dropped = 0
-        for read in self.read_tables(ready, rename=self.rename_columns):
+        for read in self.read_tables(ready):
             columns = read.columns
             if "participant_id" not in columns or "record_time" not in columns:
                 raise FileFormatError(
@@ -158,10 +159,9 @@ class SensorStream(ExportStream):
                 dropped,
             )
 
-    @staticmethod
-    def rename_columns(columns: list[str]) -> list[str]:
+    def column_names(self, header: list[str]) -> list[str]:
         """The file's participant and time columns become participant_id / record_time."""
-        renamed = list(columns)
+        renamed = super().column_names(header)
         for target, candidates in (
             ("participant_id", PARTICIPANT_COLUMNS),
             ("record_time", TIME_COLUMNS),

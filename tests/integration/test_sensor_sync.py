@@ -21,6 +21,7 @@ from tests.conftest import (
     make_simulator,
     multiset,
     run_tap,
+    sensor_exports,
     tap_config,
 )
 
@@ -46,7 +47,7 @@ def test_given_5_participants_2_sources_30_days_when_synced_then_rows_match_exac
     assert_exact_rows(simulator, config, run)
     # 5 windows (7, 7, 7, 7, 2 days) x 3 participant batches x 2 data sources
     stats = simulator.stats()
-    assert stats["exports_created"] == 30
+    assert len(sensor_exports(simulator)) == 30
     polls = re.findall(r"Status poll #\d+: 1 list request for (\d+) pending", run.stderr)
     assert stats["list"] == len(polls), "one list request per tick, never one per export"
     assert max(int(n) for n in polls) == 4
@@ -65,12 +66,12 @@ def test_given_final_state_when_run_again_then_only_rows_from_bookmark_minus_loo
     assert set(marks.values()) == {"2025-01-31T00:00:00.000000+00:00"}
     assert not state["bookmarks"]["sensor_gps"].get("pending_exports")
 
-    simulator.reset_stats()
+    before = len(sensor_exports(simulator))
     second = run_tap(tmp_path, config, state)
     assert second.returncode == 0, second.stderr[-3000:]
     assert_exact_rows(simulator, config, second, start="2025-01-29T00:00:00Z")
     # the two lookback days lie in one window: one export per batch and source
-    assert simulator.stats()["exports_created"] == 6
+    assert len(sensor_exports(simulator)) - before == 6
 
 
 def test_given_faults_when_synced_then_same_exact_rows_and_exit_0(
@@ -119,7 +120,7 @@ def test_given_participant_added_when_run_again_then_only_it_is_backfilled(
     config["participant_ids"] = [101, 102, 103]
     second = run_tap(tmp_path, config, first.last_state)
     assert second.returncode == 0, second.stderr[-3000:]
-    created = [e for e in simulator.exports(1234) if e["study_specific_id"] > before]
+    created = [e for e in sensor_exports(simulator) if e["study_specific_id"] > before]
     starts = {
         tuple(e["participant_ids"]): min(
             x["start_date"] for x in created if x["participant_ids"] == e["participant_ids"]
@@ -229,12 +230,12 @@ def test_given_run_killed_while_exports_pending_when_resumed_then_exports_reused
                     break
         proc.wait()
         _OUTPUTS.append(("killed state", json.dumps(last_state)))
-        created_before = sim.stats()["exports_created"]
+        created_before = len(sensor_exports(sim))
         run = run_tap(tmp_path, config, last_state)
         assert run.returncode == 0, run.stderr[-3000:]
         assert run.stderr.count("Resuming export #") == 4
         # 2 windows x 3 batches = 6 exports; 4 were adopted, so only 2 new ones
-        assert sim.stats()["exports_created"] - created_before == 2
+        assert len(sensor_exports(sim)) - created_before == 2
         expected = expected_sensor_rows(sim, config, 10)
         assert multiset(run.records("sensor_gps")) == multiset(expected)
     finally:

@@ -1,7 +1,7 @@
 import datetime as dt
 import typing as t
 
-from tap_avicenna.bookmarks import ParticipantBookmarks
+from tap_avicenna.bookmarks import CoverageBookmarks
 from tap_avicenna.exports.planner import PlannedExport, plan_exports
 
 UTC = dt.timezone.utc
@@ -21,7 +21,7 @@ def plans_for(*participants: int, end: float = 21) -> list[PlannedExport]:
 
 def test_given_windows_completed_in_order_when_completed_then_bookmark_follows() -> None:
     state: dict[str, t.Any] = {}
-    marks = ParticipantBookmarks(state)
+    marks = CoverageBookmarks(state)
     plans = plans_for(1)
     marks.expect(plans)
     marks.complete(plans[0])
@@ -30,7 +30,7 @@ def test_given_windows_completed_in_order_when_completed_then_bookmark_follows()
 
 def test_given_later_window_completed_first_when_completed_then_bookmark_waits_for_gap() -> None:
     state: dict[str, t.Any] = {}
-    marks = ParticipantBookmarks(state)
+    marks = CoverageBookmarks(state)
     plans = plans_for(1)
     marks.expect(plans)
     marks.complete(plans[1])
@@ -41,7 +41,7 @@ def test_given_later_window_completed_first_when_completed_then_bookmark_waits_f
 
 def test_given_one_participant_done_when_other_pending_then_only_its_bookmark_moves() -> None:
     state: dict[str, t.Any] = {}
-    marks = ParticipantBookmarks(state)
+    marks = CoverageBookmarks(state)
     plans = plans_for(1, 2)
     marks.expect(plans)
     marks.complete(next(p for p in plans if p.participant_ids == (2,)))
@@ -49,20 +49,20 @@ def test_given_one_participant_done_when_other_pending_then_only_its_bookmark_mo
 
 
 def test_given_bookmark_when_starting_then_start_is_bookmark_minus_lookback() -> None:
-    marks = ParticipantBookmarks({"participants": {"1": "2025-01-10T00:00:00+00:00"}})
+    marks = CoverageBookmarks({"participants": {"1": "2025-01-10T00:00:00+00:00"}})
     assert marks.start_for(1, ORIGIN, dt.timedelta(days=2)) == day(7)
     assert marks.start_for(2, ORIGIN, dt.timedelta(days=2)) == ORIGIN  # new participant
     assert marks.start_for(1, day(8.5), dt.timedelta(days=2)) == day(8.5)
 
 
 def test_given_old_style_state_when_starting_then_stream_bookmark_applies_to_all() -> None:
-    marks = ParticipantBookmarks({"replication_key_value": "2025-01-10T00:00:00+00:00"})
+    marks = CoverageBookmarks({"replication_key_value": "2025-01-10T00:00:00+00:00"})
     assert marks.start_for(5, ORIGIN, dt.timedelta(0)) == day(9)
 
 
 def test_given_bookmark_beyond_window_when_completed_then_never_moves_back() -> None:
     state = {"participants": {"1": "2025-01-10T00:00:00.000000+00:00"}}
-    marks = ParticipantBookmarks(state)
+    marks = CoverageBookmarks(state)
     plan = PlannedExport(day(6), day(7), (1,))
     marks.expect([plan])
     marks.complete(plan)
@@ -71,7 +71,7 @@ def test_given_bookmark_beyond_window_when_completed_then_never_moves_back() -> 
 
 def test_given_pending_exports_when_forgetting_unplanned_then_only_planned_kept() -> None:
     state = {"pending_exports": {"a": 1, "b": 2}}
-    marks = ParticipantBookmarks(state)
+    marks = CoverageBookmarks(state)
     marks.forget_pending_except({"b"})
     marks.add_pending("c", 3)
     marks.remove_pending("b")

@@ -74,3 +74,20 @@ def test_given_starts_in_same_grid_window_when_planned_then_they_share_exports()
 
 def test_given_participant_up_to_date_when_planned_then_nothing_planned() -> None:
     assert plan_exports({1: day(30)}, day(30), origin=ORIGIN, window=WEEK, batch_size=5) == []
+
+
+def test_given_participation_periods_when_planned_then_windows_hold_only_overlapping() -> None:
+    periods = {1: (day(0), None), 2: (day(10), None), 3: (day(0), day(5))}
+    plans = plan_exports(
+        {1: day(0), 2: day(0), 3: day(0)},
+        day(21),
+        origin=ORIGIN,
+        window=WEEK,
+        batch_size=50,
+        periods=periods,
+    )
+    assert [(p.start, p.participant_ids) for p in plans] == [
+        (day(0), (1, 3)),
+        (day(7), (1, 2)),
+        (day(14), (1, 2)),
+    ]

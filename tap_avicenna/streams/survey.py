@@ -1,0 +1,259 @@
+"""survey_<name>: one survey activity's sessions and answers (ACTIVITY_RESPONSE exports).
+
+Field names do not depend on the export's header style: the v2 names (`uuid`,
+`device.id`, `participant.start_time`, `Q2`, `mQ2_metadata`) and the dashboard names
+(`UUID`, `Device ID`, `Participant Start Time`, `[2_TXT] Q2`, `[2_TXT metadata] Q2`)
+both become `uuid`, `device_id`, `participant_start_time`, `q2`, `q2_metadata`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import typing as t
+
+from tap_avicenna.bookmarks import CoverageBookmarks, iso
+from tap_avicenna.errors import FileFormatError
+from tap_avicenna.exports.job import ExportJob, ExportRequest
+from tap_avicenna.exports.planner import PlannedExport, grid_windows
+from tap_avicenna.exports.runner import ReadyExport
+from tap_avicenna.parsing import normalize_header, normalize_name
+from tap_avicenna.response_files import extract_response_files
+from tap_avicenna.settings import Survey
+from tap_avicenna.streams.base import ExportStream, json_type
+
+if t.TYPE_CHECKING:
+    from tap_avicenna.tap import TapAvicenna
+
+DEFAULT_COLUMNS = (
+    "participant_id",
+    "uuid",
+    "prompt_time",
+    "record_time",
+    "status_id",
+    "device.id",
+    "device.model",
+    "participant.start_time",
+    "participant.status_id",
+)
+"""Requested when a survey lists no `columns`: who, when, status and device of each
+session (no answers: list the questions, e.g. "Q2", to get them)."""
+
+REQUIRED_COLUMNS = ("participant_id", "uuid", "record_time")
+
+SURVEY_FIELDS = {
+    "participant_id": "integer",
+    "participant_label": "string",
+    "uuid": "string",
+    "activity_version": "string",
+    "session_scheduled_time": "date-time",
+    "scheduled_time": "date-time",
+    "prompt_time": "date-time",
+    "start_time": "date-time",
+    "end_time": "date-time",
+    "record_time": "date-time",
+    "expiry_time": "date-time",
+    "status_id": "integer",
+    "unanswered_status": "string",
+    "triggering_logic_id": "integer",
+    "triggering_logic_type": "string",
+    "device_id": "string",
+    "device_model": "string",
+    "device_manufacturer": "string",
+    "device_last_used": "date-time",
+    "device_app_version": "string",
+    "device_app_update_date": "date-time",
+    "participant_start_time": "date-time",
+    "participant_end_time": "date-time",
+    "participant_status_id": "integer",
+    "duration_seconds_from_scheduled_to_completion_time": "number",
+    "duration_seconds_from_first_response_to_completion_time": "number",
+    "location": "string",
+}
+"""Known session, device and participant fields (API.md 3.4) and their types."""
+
+ALIASES = {
+    "status": "status_id",
+    "participant_status": "participant_status_id",
+    "session_uuid": "uuid",
+    "avicenna_id": "participant_id",
+    "user_id": "participant_id",
+}
+DASHBOARD_QUESTION = re.compile(r"^\s*\[\s*(\d+)_[^\]\s]*?(\s+metadata)?\s*\]", re.IGNORECASE)
+V2_QUESTION = re.compile(r"^\s*q(\d+)\s*$", re.IGNORECASE)
+V2_METADATA = re.compile(r"^\s*mq(\d+)_metadata\s*$", re.IGNORECASE)
+METADATA = re.compile(r"^q\d+_metadata$")
+
+
+def survey_field_name(raw: str) -> str:
+    """`q<id>` / `q<id>_metadata` for question columns, else the normalised name."""
+    if match := DASHBOARD_QUESTION.match(raw):
+        return f"q{match.group(1)}" + ("_metadata" if match.group(2) else "")
+    if match := V2_QUESTION.match(raw):
+        return f"q{match.group(1)}"
+    if match := V2_METADATA.match(raw):
+        return f"q{match.group(1)}_metadata"
+    name = normalize_name(raw)
+    return ALIASES.get(name, name)
+
+
+def field_type(name: str) -> str:
+    if METADATA.match(name):
+        return "object"
+    return SURVEY_FIELDS.get(name, "string")
+
+
+class SurveyStream(ExportStream):
+    """Sessions of one survey; incremental on `record_time`, keyed by the session uuid."""
+
+    replication_key = "record_time"
+    primary_keys: t.ClassVar[list[str]] = ["uuid"]
+    is_sorted = False
+
+    def __init__(self, tap: TapAvicenna, survey: Survey) -> None:
+        self.survey = survey
+        self.columns = self._requested_columns(survey)
+        properties: dict[str, t.Any] = {
+            "uuid": json_type("string", nullable=False),
+            "record_time": json_type("date-time", nullable=False),
+        }
+        for column in self.columns:
+            name = survey_field_name(column)
+            properties.setdefault(name, json_type(field_type(name)))
+            if V2_QUESTION.match(column):
+                properties.setdefault(f"{name}_metadata", json_type("object"))
+        schema = {"type": "object", "properties": properties, "additionalProperties": True}
+        super().__init__(tap, name=survey.stream_name, schema=schema)
+
+    @staticmethod
+    def _requested_columns(survey: Survey) -> tuple[str, ...]:
+        columns = survey.columns or DEFAULT_COLUMNS
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        return (*missing, *columns)
+
+    def column_names(self, header: list[str]) -> list[str]:
+        return normalize_header(header, survey_field_name)
+
+    def new_column_type(self, name: str) -> str:
+        return field_type(name)
+
+    # --- sync ------------------------------------------------------------------------
+
+    def get_records(self, context: t.Mapping[str, t.Any] | None) -> t.Iterator[dict[str, t.Any]]:
+        settings = self.settings
+        bookmarks = CoverageBookmarks(self.stream_state, "covered_until", lambda plan: ("all",))
+        start = bookmarks.start_for("all", settings.start_date, settings.lookback)
+        plans = [
+            PlannedExport(ws, we, ())
+            for ws, we in grid_windows(
+                start, settings.end_date, settings.start_date, settings.export_window
+            )
+        ]
+        bookmarks.expect(plans)
+        by_key = {self.request_key(plan): plan for plan in plans}
+        bookmarks.forget_pending_except(by_key)
+
+        def created(job: ExportJob) -> None:
+            assert job.export_id is not None
+            bookmarks.add_pending(job.request.key, job.export_id)
+            self.checkpoint()
+
+        total = 0
+        requests = [self.request(plan) for plan in plans]
+        for ready in self.runner().run(requests, resume=bookmarks.resume_map(), on_created=created):
+            plan = by_key[ready.job.request.key]
+            emitted = 0
+            for record in self.read_export(ready, plan, iso(start)):
+                yield record
+                emitted += 1
+            total += emitted
+            if self.settings.response_files_dir:
+                extract_response_files(
+                    ready.path, self.settings.response_files_dir, self._tap.limits, ready.job.name
+                )
+            bookmarks.complete(plan)
+            bookmarks.remove_pending(ready.job.request.key)
+            self.checkpoint()
+            self.logger.info("%s: %s sessions emitted", ready.job.name, f"{emitted:,}")
+        self.logger.info(
+            "%s: sync complete, %s rows emitted from %d export(s)",
+            self.name,
+            f"{total:,}",
+            len(plans),
+        )
+
+    def query(self, plan: PlannedExport) -> dict[str, t.Any]:
+        """The user's query AND-ed with the window's record_time bounds."""
+        bounds = [
+            {"field_name": "record_time", "op": ">=", "value": _z(plan.start)},
+            {"field_name": "record_time", "op": "<", "value": _z(plan.end)},
+        ]
+        return {"AND": [self.survey.query, *bounds] if self.survey.query else bounds}
+
+    def request(self, plan: PlannedExport) -> ExportRequest:
+        body = {
+            "study_id": self.settings.study_id,
+            "activity_id": self.survey.activity_id,
+            "filter": "ACTIVITY_RESPONSE",
+            "site_ssid": self.survey.site_ssid,
+            "export_version": "v2",
+            "rule_set": {
+                "columns": list(self.columns),
+                "query": self.query(plan),
+                "sort_by": [{"field_name": "record_time", "sort_order": "asc"}],
+            },
+        }
+        return ExportRequest(
+            key=self.request_key(plan),
+            label=f"{self.name} {plan.start:%Y-%m-%d %H:%M}..{plan.end:%Y-%m-%d %H:%M}",
+            body=body,
+        )
+
+    def request_key(self, plan: PlannedExport) -> str:
+        digest = hashlib.sha256(
+            json.dumps([self.columns, self.survey.query, self.survey.site_ssid]).encode()
+        ).hexdigest()[:12]
+        return (
+            f"survey:{self.survey.activity_id}:{int(plan.start.timestamp() * 1000)}:"
+            f"{int(plan.end.timestamp() * 1000)}:{digest}"
+        )
+
+    def read_export(
+        self, ready: ReadyExport, plan: PlannedExport, floor: str
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """Sessions inside the window (and from bookmark - lookback on), whatever the
+        file holds: the server may not apply the query's time bounds."""
+        lower = max(floor, iso(plan.start))
+        upper = iso(plan.end)
+        outside = 0
+        for read in self.read_tables(ready):
+            columns = read.columns
+            for needed in ("uuid", "record_time"):
+                if needed not in columns:
+                    raise FileFormatError(
+                        f"{ready.job.name} ({read.table.name}): no {needed} column among "
+                        f"{', '.join(read.table.header[:20])}"
+                    )
+            uuid_at, time_at = columns.index("uuid"), columns.index("record_time")
+            for values in self.typed_rows(read, ready.job.name):
+                if not values[uuid_at]:
+                    raise FileFormatError(
+                        f"{ready.job.name} ({read.table.name}) line {read.table.line_num}: "
+                        "a session without uuid"
+                    )
+                when = values[time_at]
+                if when is None or not lower <= when < upper:
+                    outside += 1
+                    continue
+                yield dict(zip(columns, values, strict=True))
+        if outside:
+            self.logger.info(
+                "%s: %d session(s) outside its window (or without a record time) not emitted",
+                ready.job.name,
+                outside,
+            )
+
+
+def _z(value: t.Any) -> str:
+    return str(iso(value)).replace("+00:00", "Z")
