@@ -90,7 +90,8 @@ def main() -> int:
     parser.add_argument("--target", choices=["duckdb", "postgres"], default="duckdb")
     args = parser.parse_args()
     OUTPUT.mkdir(exist_ok=True)
-    (OUTPUT / "warehouse.duckdb").unlink(missing_ok=True)
+    if args.target == "duckdb":
+        (OUTPUT / "warehouse.duckdb").unlink(missing_ok=True)
     port = free_port()
     sim = start_simulator(port)
     env = {

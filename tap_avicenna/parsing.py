@@ -601,18 +601,25 @@ def _to_date(value: str) -> str | None:
     return date.fromisoformat(text).isoformat()
 
 
+TEXT_KEY = "_text"
+"""Key under which an `object` cell that is not a JSON object keeps its exact text."""
+
+
 def _to_object(value: str) -> Any:
+    """A JSON object cell as a dict; anything else (invalid JSON, an array, a scalar) as
+    `{"_text": <the cell's exact text>}`, so the field is always an object (one JSON
+    column type in every warehouse) and no text is ever dropped."""
     text = value.strip()
     if not text:
         return None
-    if text[0] in "{[":
+    if text[0] == "{":
         try:
             parsed = json.loads(text)
         except ValueError:
-            return value
-        if isinstance(parsed, (dict, list)):
+            parsed = None
+        if isinstance(parsed, dict):
             return parsed
-    return value
+    return {TEXT_KEY: value}
 
 
 _CONVERTERS: dict[str, Converter] = {

@@ -133,6 +133,8 @@ def sensor_exports(sim: Simulator) -> list[dict[str, t.Any]]:
 def _canon(value: t.Any) -> t.Any:
     if isinstance(value, bool):
         return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
     if isinstance(value, (int, float)):
         return float(value)
     text = str(value)

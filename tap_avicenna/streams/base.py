@@ -29,7 +29,7 @@ ROW_ID = "_row_id"
 def json_type(name: str, nullable: bool = True) -> dict[str, t.Any]:
     base, fmt = ("string", "date-time") if name == "date-time" else (name, None)
     if base == "object":
-        spec: dict[str, t.Any] = {"type": ["object", "array", "string", "null"]}
+        spec: dict[str, t.Any] = {"type": ["object", "null"]}
     else:
         spec = {"type": [base, "null"] if nullable else [base]}
     if fmt:

@@ -81,7 +81,7 @@ class ParticipantsStream(ExportStream):
                 for values in self.typed_rows(read, ready.job.name):
                     if values[columns.index("participant_id")] is not None:
                         rows.append(dict(zip(columns, values, strict=True)))
-        self.logger.info("The study has %d participant(s)", len(rows))
+        self.logger.info("The participation export lists %d participant(s)", len(rows))
         self._rows = rows
         return rows
 
@@ -97,4 +97,6 @@ class ParticipantsStream(ExportStream):
         }
 
     def get_records(self, context: t.Mapping[str, t.Any] | None) -> t.Iterator[dict[str, t.Any]]:
-        yield from (dict(row) for row in self.rows())
+        rows = self.rows()
+        yield from (dict(row) for row in rows)
+        self.logger.info("%s: sync complete, %s rows emitted", self.name, f"{len(rows):,}")

@@ -598,14 +598,17 @@ def test_given_bad_date_when_converted_then_value_error(value: str) -> None:
     ("value", "expected"),
     [
         ('{"a": 1, "b": [true, null]}', {"a": 1, "b": [True, None]}),
-        ("[1, 2]", [1, 2]),
-        ("plain text", "plain text"),
-        ("{not json", "{not json"),
-        ("42", "42"),
-        ('"quoted"', '"quoted"'),
+        ("[1, 2]", {"_text": "[1, 2]"}),
+        ("plain text", {"_text": "plain text"}),
+        ("{not json", {"_text": "{not json"}),
+        ("42", {"_text": "42"}),
+        ('"quoted"', {"_text": '"quoted"'}),
+        (" padded, text ", {"_text": " padded, text "}),
     ],
 )
-def test_given_object_text_when_converted_then_json_or_text_kept(value: str, expected: Any) -> None:
+def test_given_object_text_when_converted_then_object_or_exact_text_kept(
+    value: str, expected: Any
+) -> None:
     assert converter_for("object")(value) == expected
 
 
@@ -745,7 +748,7 @@ def test_given_empty_and_unusual_cells_when_converted_then_exact_converters_appl
         True,
         "2025-12-14T15:07:05.000000+00:00",
         None,
-        "text",
+        {"_text": "text"},
     ]
 
 
