@@ -136,6 +136,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Seconds an export may take before it is re-created (3 attempts).",
     ),
     th.Property(
+        "max_uncompressed_file_mb",
+        th.NumberType,
+        default=20480,
+        description="Largest uncompressed size of one export file; a ZIP or gzip that "
+        "expands beyond it fails the sync (protection against compression bombs).",
+    ),
+    th.Property(
         "request_timeout_seconds",
         th.NumberType,
         default=300,
@@ -219,6 +226,7 @@ class Settings:
     poll_interval_seconds: float
     export_timeout_seconds: float
     request_timeout_seconds: float
+    max_uncompressed_file_bytes: int
 
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -385,4 +393,7 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         poll_interval_seconds=_positive(config, "poll_interval_seconds", 10),
         export_timeout_seconds=_positive(config, "export_timeout_seconds", 3600),
         request_timeout_seconds=_positive(config, "request_timeout_seconds", 300),
+        max_uncompressed_file_bytes=int(
+            _positive(config, "max_uncompressed_file_mb", 20480) * 1024 * 1024
+        ),
     )

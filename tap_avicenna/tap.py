@@ -7,6 +7,7 @@ import functools
 import logging
 import sys
 import typing as t
+from types import FrameType
 
 import click
 from singer_sdk import Stream, Tap
@@ -87,7 +88,18 @@ class TapAvicenna(Tap):
 
     @functools.cached_property
     def limits(self) -> Limits:
-        return Limits()
+        return Limits(max_expanded_bytes=self.settings.max_uncompressed_file_bytes)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: write the state reached (it claims only rows already
+        emitted) and exit non-zero, so an orchestrator never takes an interrupted
+        sync for a complete one."""
+        del frame
+        self._state_writer.write_state(self.state)
+        self.logger.error(
+            "Interrupted by signal %d: sync incomplete; the last STATE resumes it", signum
+        )
+        sys.exit(128 + signum)
 
     def export_runner(self) -> ExportRunner:
         s = self.settings

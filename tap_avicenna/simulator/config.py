@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from dataclasses import dataclass, field, fields
@@ -200,17 +201,21 @@ class Faults:
     never_finish_next_exports: int = 0
     truncate_next_downloads: int = 0
     reset_next_downloads: int = 0
+    expire_next_downloads: int = 0
     omit_id_next_creates: int = 0
     hide_next_list_entries: int = 0
     unknown_label_next_exports: int = 0
     unknown_label: str = "Queued For Worker"
     status_label_case: str | None = None
+    replace_next_files: list[bytes] = field(default_factory=list)
+    """Bytes served instead of the next downloads' rendered files (hostile-file tests)."""
 
     COUNTERS: ClassVar[tuple[str, ...]] = (
         "fail_next_exports",
         "never_finish_next_exports",
         "truncate_next_downloads",
         "reset_next_downloads",
+        "expire_next_downloads",
         "omit_id_next_creates",
         "hide_next_list_entries",
         "unknown_label_next_exports",
@@ -258,6 +263,8 @@ class Faults:
                     raise ValueError("status_label_case must be null, 'lower' or 'upper'")
             elif name == "unknown_label":
                 value = str(value)
+            elif name == "replace_next_files":
+                value = [base64.b64decode(v) for v in value or []]
             else:
                 value = int(value)
             setattr(self, name, value)
@@ -267,6 +274,9 @@ class Faults:
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["fail_data_sources"] = sorted(self.fail_data_sources)
         out["error_statuses"] = list(self.error_statuses)
+        out["replace_next_files"] = [
+            base64.b64encode(b).decode("ascii") for b in self.replace_next_files
+        ]
         return out
 
 

@@ -436,6 +436,7 @@ class Simulator:
             hidden = next((e for e in exports if e.state(now) not in FINAL), None)
             if hidden is not None and self.faults.take("hide_next_list_entries"):
                 exports.remove(hidden)
+                self._stats.faults_injected += 1
             case = self.faults.status_label_case
             return 200, [e.to_json(now, self.download_base, case) for e in exports]
 
@@ -669,6 +670,10 @@ class _Handler(BaseHTTPRequestHandler):
         if export is None:
             raise HttpError(404, "Not found.")
         state = export.state(sim.clock.now())
+        with sim._lock:
+            if state == SUCCESS and sim.faults.take("expire_next_downloads"):
+                sim._stats.faults_injected += 1
+                state = EXPIRED  # the file vanished although the list still shows Success
         if state == EXPIRED:
             export.content = None  # the file is gone; free the memory
             status = config.expired_status
@@ -677,6 +682,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(404, "Not found.")
         data = sim.body_of(export)
         with sim._lock:
+            if sim.faults.replace_next_files:
+                data = sim.faults.replace_next_files.pop(0)
+                sim._stats.faults_injected += 1
             truncate = sim.faults.take("truncate_next_downloads")
             reset = not truncate and sim.faults.take("reset_next_downloads")
             if truncate or reset:
