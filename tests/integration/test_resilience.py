@@ -33,7 +33,7 @@ from tests.conftest import (
 )
 
 STREAM = "sensor_accelerometer"
-SOURCE = {"id": 20, "name": "accelerometer"}
+SOURCE: dict[str, t.Any] = {"id": 20, "name": "accelerometer"}
 
 
 def small_config(sim: Simulator, **overrides: t.Any) -> dict[str, t.Any]:

@@ -1,0 +1,316 @@
+"""Sensor path: RECORD throughput and peak RSS, the raw lower bound, BATCH, and how peak
+RSS scales from a 1M-row to a 3M-row export."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from benchmarks.common import (
+    RunFailed,
+    TapRun,
+    base_tap_config,
+    catalog_selecting,
+    require_rows,
+    require_success,
+    run_tap,
+)
+from benchmarks.raw import SENSOR_TYPES, RawResult, raw_records
+from benchmarks.report import Section
+from benchmarks.simulation import (
+    WEEK_SECONDS,
+    WarmSimulator,
+    expected_sensor_rows,
+    extract_csv,
+    fetch_sensor_file,
+    sensor_config,
+)
+from tap_avicenna.simulator.exports import DATA_SOURCE
+
+SOURCE_ID = 20
+STREAM = "sensor_accelerometer"
+PARTICIPANT = 101
+
+RECORD_GOAL = 100_000.0
+RAW_RATIO_GOAL = 0.3
+BATCH_GOAL = 400_000.0
+RSS_GOAL_MB = 150.0
+RSS_SCALING_GOAL = 1.10
+
+
+@dataclass(frozen=True)
+class SensorSizes:
+    """Accelerometer intervals: one participant over one 7-day window, one export."""
+
+    main_interval: float
+    large_interval: float
+
+    @staticmethod
+    def rows(interval: float) -> int:
+        return round(WEEK_SECONDS / interval)
+
+
+FULL_SIZES = SensorSizes(main_interval=0.6, large_interval=0.2)  # 1.008M and 3.024M rows
+QUICK_SIZES = SensorSizes(main_interval=6.048, large_interval=2.016)  # 100k and 300k rows
+
+
+@dataclass
+class SyncMeasure:
+    """One measured tap sync of one ready export."""
+
+    rows: int
+    file_bytes: int
+    render_seconds: float
+    rendered_in_run: float  # rendering that still happened inside the tap run (cache miss)
+    run: TapRun
+
+    @property
+    def records_per_second(self) -> float:
+        return self.rows / self.run.wall_seconds
+
+
+def tap_config(url: str, **extra: t.Any) -> dict[str, t.Any]:
+    return base_tap_config(
+        url,
+        participant_ids=[PARTICIPANT],
+        data_sources=[{"id": SOURCE_ID, "name": "accelerometer"}],
+        participants_per_export=1,
+        max_concurrent_exports=1,
+        **extra,
+    )
+
+
+def _measured_sync(
+    sim: WarmSimulator,
+    workdir: Path,
+    name: str,
+    rows: int,
+    file_bytes: int,
+    config: dict[str, t.Any],
+    stdout_path: Path | None = None,
+) -> SyncMeasure:
+    catalog = catalog_selecting(workdir, name, config, STREAM)
+    before = len(sim.renders)
+    warm_up = sim.render_seconds(DATA_SOURCE)
+    run = run_tap(workdir, name, config, *catalog, stdout_path=stdout_path)
+    require_success(run, name)
+    require_rows(run, name, rows, prefix=STREAM)
+    return SyncMeasure(
+        rows=rows,
+        file_bytes=file_bytes,
+        render_seconds=warm_up,
+        rendered_in_run=sim.render_seconds(DATA_SOURCE, since=before),
+        run=run,
+    )
+
+
+def _warm(sim: WarmSimulator, workdir: Path, name: str) -> Path:
+    return fetch_sensor_file(
+        sim, workdir / f"{name}.zip", source_id=SOURCE_ID, participant_ids=[PARTICIPANT]
+    )
+
+
+def _batch_rows(stdout_path: Path) -> tuple[int, int]:
+    """(BATCH messages, rows in their files) of the sensor stream from the tap's stdout."""
+    messages = 0
+    rows = 0
+    with open(stdout_path, "rb") as out:
+        for line in out:
+            message = json.loads(line)
+            if message.get("type") != "BATCH" or message.get("stream") != STREAM:
+                continue
+            messages += 1
+            for url in message["manifest"]:
+                with gzip.open(urlsplit(url).path, "rb") as part:
+                    rows += sum(1 for _ in part)
+    return messages, rows
+
+
+@dataclass
+class SensorResults:
+    main: SyncMeasure | None = None
+    raw: RawResult | None = None
+    batch: SyncMeasure | None = None
+    batch_messages: int = 0
+    large: SyncMeasure | None = None
+
+
+def run_main(workdir: Path, sizes: SensorSizes, results: SensorResults) -> None:
+    """The ~1M-row export: RECORD run, raw loop on the same file, BATCH run."""
+    with WarmSimulator(sensor_config(interval_seconds=sizes.main_interval)) as sim:
+        rows = expected_sensor_rows(sim, SOURCE_ID, [PARTICIPANT])
+        path = _warm(sim, workdir, "sensor-main")
+        config = tap_config(sim.url)
+        results.main = _measured_sync(
+            sim, workdir, "sensor-record", rows, path.stat().st_size, config
+        )
+
+        csv_path = extract_csv(path, workdir / "sensor-main.csv")
+        results.raw = raw_records(csv_path, STREAM, SENSOR_TYPES)
+        if results.raw.rows != rows:
+            raise RunFailed(f"raw loop read {results.raw.rows:,} rows, expected {rows:,}")
+        csv_path.unlink()
+
+        storage = workdir / "batch"
+        storage.mkdir(exist_ok=True)
+        batch_config = {
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": storage.as_uri()},
+        }
+        stdout_path = workdir / "sensor-batch.out"
+        results.batch = _measured_sync(
+            sim,
+            workdir,
+            "sensor-batch",
+            rows,
+            path.stat().st_size,
+            tap_config(sim.url, batch_config=batch_config),
+            stdout_path=stdout_path,
+        )
+        results.batch_messages, batch_rows = _batch_rows(stdout_path)
+        if batch_rows != rows:
+            raise RunFailed(f"BATCH files hold {batch_rows:,} rows, expected {rows:,}")
+        shutil.rmtree(storage, ignore_errors=True)
+        stdout_path.unlink()
+        path.unlink()
+
+
+def run_large(workdir: Path, sizes: SensorSizes, results: SensorResults) -> None:
+    """The ~3M-row export: RECORD run, for peak RSS."""
+    with WarmSimulator(sensor_config(interval_seconds=sizes.large_interval)) as sim:
+        rows = expected_sensor_rows(sim, SOURCE_ID, [PARTICIPANT])
+        path = _warm(sim, workdir, "sensor-large")
+        results.large = _measured_sync(
+            sim, workdir, "sensor-large", rows, path.stat().st_size, tap_config(sim.url)
+        )
+        path.unlink()
+
+
+def record_section(results: SensorResults) -> Section:
+    main, raw = results.main, results.raw
+    rows = main.rows if main else None
+    section = Section(
+        "sensor_record",
+        f"1-2. Sensor RECORD path: one ready export of {rows or 0:,} accelerometer rows",
+    )
+    if main is None:
+        return section
+    run = main.run
+    section.add("export file (ZIP)", main.file_bytes / 1e6, "MB", digits=1, key="file_mb")
+    section.add(
+        "simulator render time (before the run)",
+        main.render_seconds,
+        "s",
+        digits=2,
+        key="render_seconds",
+    )
+    section.add("tap wall time", run.wall_seconds, "s", digits=2, key="tap_wall_seconds")
+    section.add(
+        "tap records/s (rows / wall)",
+        main.records_per_second,
+        "rec/s",
+        goal=f">= {RECORD_GOAL:,.0f} rec/s",
+        met=main.records_per_second >= RECORD_GOAL,
+        key="tap_records_per_second",
+    )
+    stream = main.run.stream_seconds()
+    section.add(
+        "tap records/s, file on disk -> last record",
+        main.rows / stream if stream else None,
+        "rec/s",
+        key="tap_stream_records_per_second",
+    )
+    section.add(
+        "tap CPU (user+sys)",
+        run.user_seconds + run.system_seconds,
+        "s",
+        digits=2,
+        key="tap_cpu_seconds",
+    )
+    section.add("tap peak RSS", run.max_rss_mb, "MB", digits=1, key="tap_peak_rss_mb")
+    if raw is not None:
+        section.add(
+            "raw loop rows/s (csv + envelope + orjson)",
+            raw.rows_per_second,
+            "rows/s",
+            key="raw_rows_per_second",
+        )
+        ratio = main.records_per_second / raw.rows_per_second
+        section.add(
+            "tap / raw",
+            ratio,
+            "x",
+            goal=f">= {RAW_RATIO_GOAL} x raw",
+            met=ratio >= RAW_RATIO_GOAL,
+            key="tap_raw_ratio",
+            digits=2,
+        )
+    if main.rendered_in_run:
+        section.notes.append(
+            f"the simulator rendered the file during the tap run ({main.rendered_in_run:.1f}s "
+            "counted in the tap's wall time): the warm-up request did not match the tap's"
+        )
+    return section
+
+
+def batch_section(results: SensorResults) -> Section:
+    batch = results.batch
+    section = Section("sensor_batch", "BATCH: same export, batch_config jsonl + gzip, local files")
+    if batch is None:
+        section.add("BATCH", "not measured", goal=f">= {BATCH_GOAL:,.0f} rows/s")
+        return section
+    section.add("tap wall time", batch.run.wall_seconds, "s", digits=2, key="tap_wall_seconds")
+    section.add(
+        "tap rows/s (rows / wall)",
+        batch.records_per_second,
+        "rows/s",
+        goal=f">= {BATCH_GOAL:,.0f} rows/s",
+        met=batch.records_per_second >= BATCH_GOAL,
+        key="tap_rows_per_second",
+    )
+    section.add("BATCH messages", results.batch_messages, key="batch_messages")
+    section.add("tap peak RSS", batch.run.max_rss_mb, "MB", digits=1, key="tap_peak_rss_mb")
+    section.notes.append(
+        "singer-sdk's default get_batches (records through get_records, files of 10,000 rows)"
+    )
+    return section
+
+
+def memory_section(results: SensorResults) -> Section:
+    small, large = results.main, results.large
+    section = Section("memory", "4. Memory scaling: peak RSS of the tap, one export each")
+    if small is None or large is None:
+        return section
+    goal = f"< {RSS_GOAL_MB:.0f} MB"
+    for measure in (small, large):
+        section.add(
+            f"peak RSS, {measure.rows:,} rows",
+            measure.run.max_rss_mb,
+            "MB",
+            goal=goal,
+            met=measure.run.max_rss_mb < RSS_GOAL_MB,
+            key=f"peak_rss_mb_{measure.rows}",
+            digits=1,
+        )
+    section.add(
+        f"tap records/s, {large.rows:,} rows",
+        large.records_per_second,
+        "rec/s",
+        key="large_records_per_second",
+    )
+    ratio = large.run.max_rss_bytes / small.run.max_rss_bytes
+    section.add(
+        "RSS large / small",
+        ratio,
+        "x",
+        goal=f"<= {RSS_SCALING_GOAL:.2f} x",
+        met=ratio <= RSS_SCALING_GOAL,
+        key="rss_ratio",
+        digits=3,
+    )
+    return section
