@@ -103,6 +103,11 @@ def detect_format(path: Path | str) -> FileKind:
     return "csv"
 
 
+class IncompleteFile(FileFormatError):
+    """The file looks cut short (what an interrupted download leaves): worth fetching again,
+    unlike a file that is whole but broken or hostile."""
+
+
 def check_complete(
     path: Path | str, limits: Limits = DEFAULT_LIMITS, display_name: str = ""
 ) -> None:
@@ -122,7 +127,7 @@ def check_complete(
             head = f.read(10)
             size = f.seek(0, io.SEEK_END)
         if size < 18 or head[2] != 8 or head[3] & 0xE0:
-            raise FileFormatError(f"{name}: not a valid gzip file (bad header or truncated)")
+            raise IncompleteFile(f"{name}: not a valid gzip file (bad header or truncated)")
 
 
 @dataclass
@@ -203,7 +208,7 @@ class _Budget:
         self.used += n
         if self.used > self.limit:
             raise FileFormatError(
-                f"{self.name}: expands to more than {self.limit} bytes (max_expanded_bytes); "
+                f"{self.name}: expands to more than {self.limit} bytes (max_uncompressed_file_mb); "
                 "refusing to read further"
             )
 
@@ -328,7 +333,7 @@ def _open_zip(path: Path | str, name: str) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise FileFormatError(f"{name}: not a readable ZIP file, truncated? ({e})") from e
+        raise IncompleteFile(f"{name}: not a readable ZIP file, truncated? ({e})") from e
 
 
 def unsafe_member(name: str) -> bool:
@@ -363,7 +368,7 @@ def _csv_members(zf: zipfile.ZipFile, name: str, limits: Limits) -> list[zipfile
     if declared > limits.max_expanded_bytes:
         raise FileFormatError(
             f"{name}: CSV members declare {declared} bytes, more than {limits.max_expanded_bytes}"
-            " (max_expanded_bytes)"
+            " (max_uncompressed_file_mb)"
         )
     return members
 

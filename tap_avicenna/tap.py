@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import sys
 import typing as t
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -17,7 +19,7 @@ from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.plugin_base import SingerCommand
 
 from tap_avicenna.client import AvicennaClient
-from tap_avicenna.errors import AvicennaError
+from tap_avicenna.errors import AvicennaError, ConfigError
 from tap_avicenna.exports.planner import Period
 from tap_avicenna.exports.repository import AvicennaExportRepository
 from tap_avicenna.exports.runner import ExportRunner
@@ -136,6 +138,23 @@ class TapAvicenna(Tap):
         command = super().get_singer_command()
         command.__class__ = _Command
         return command
+
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """`--config`: a file that cannot be read is one clear line, not a traceback."""
+        for path in value:
+            if path == "ENV":
+                continue
+            try:
+                loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise ConfigError(f"Cannot read config file '{path}': {reason}") from None
+            except ValueError as exc:
+                raise ConfigError(f"Config file '{path}' is not valid JSON: {exc}") from None
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"Config file '{path}' must hold a JSON object")
+        return super().cb_config(ctx, param, value)
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:

@@ -118,7 +118,7 @@ def run_tap(
     env = {**os.environ, "TAP_AVICENNA_LOGLEVEL": "INFO"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     _OUTPUTS.extend([("stdout", done.stdout), ("stderr", done.stderr)])
-    messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"type"')]
     return TapRun(done.returncode, done.stdout, done.stderr, messages)
 
 

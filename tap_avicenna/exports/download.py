@@ -9,10 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tap_avicenna.errors import FileFormatError
 from tap_avicenna.exports.job import ExportJob, ListedExport
 from tap_avicenna.exports.repository import ExportRepository
-from tap_avicenna.parsing import Limits, check_complete
+from tap_avicenna.parsing import IncompleteFile, Limits, check_complete
 
 LOGGER = logging.getLogger("tap-avicenna.exports")
 
@@ -45,7 +44,7 @@ def download_export(
                 handle.flush()
                 try:
                     check_complete(path, limits, display_name=job.name)
-                except FileFormatError as exc:
+                except IncompleteFile as exc:
                     if attempt == INCOMPLETE_FILE_ATTEMPTS:
                         raise
                     LOGGER.warning("%s; downloading it again", exc)

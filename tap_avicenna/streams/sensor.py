@@ -8,7 +8,7 @@ import typing as t
 from tap_avicenna.bookmarks import CoverageBookmarks, iso
 from tap_avicenna.catalogue import COMMON_SENSOR_FIELDS, known_fields
 from tap_avicenna.errors import FileFormatError
-from tap_avicenna.exports.job import ExportJob, ExportRequest
+from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, plan_exports
 from tap_avicenna.exports.runner import ReadyExport
 from tap_avicenna.settings import DataSource
@@ -59,9 +59,6 @@ class SensorStream(ExportStream):
             batch_size=settings.participants_per_export,
             periods={p: period for p, period in participants.items() if period is not None},
         )
-        bookmarks.expect(plans)
-        by_key = {self.request_key(plan): plan for plan in plans}
-        bookmarks.forget_pending_except(by_key)
         self.logger.info(
             "%s: %d export(s) planned for %d participant(s) up to %s",
             self.name,
@@ -69,36 +66,8 @@ class SensorStream(ExportStream):
             len(participants),
             iso(settings.end_date),
         )
-
-        def created(job: ExportJob) -> None:
-            assert job.export_id is not None
-            bookmarks.add_pending(job.request.key, job.export_id)
-            self.checkpoint()
-
-        requests = [self.request(plan) for plan in plans]
-        total = 0
-        for ready in self.runner().run(requests, resume=bookmarks.resume_map(), on_created=created):
-            plan = by_key[ready.job.request.key]
-            emitted = 0
-            for record in self.read_export(ready, plan, starts):
-                yield record
-                emitted += 1
-            total += emitted
-            bookmarks.complete(plan)
-            bookmarks.remove_pending(ready.job.request.key)
-            self.checkpoint()
-            self.logger.info(
-                "%s: %s rows emitted (%s so far in %s)",
-                ready.job.name,
-                f"{emitted:,}",
-                f"{total:,}",
-                self.name,
-            )
-        self.logger.info(
-            "%s: sync complete, %s rows emitted from %d export(s)",
-            self.name,
-            f"{total:,}",
-            len(plans),
+        yield from self.emit_exports(
+            plans, bookmarks, lambda ready, plan: self.read_export(ready, plan, starts)
         )
 
     def request_key(self, plan: PlannedExport) -> str:
@@ -148,7 +117,7 @@ class SensorStream(ExportStream):
                     dropped += 1
                     continue
                 record = dict(zip(columns, values, strict=True))
-                record[ROW_ID] = self.row_id(columns, values)
+                record[ROW_ID] = self.row_id(record)
                 yield record
         if dropped:
             self.logger.log(

@@ -15,7 +15,7 @@ import typing as t
 
 from tap_avicenna.bookmarks import CoverageBookmarks, iso
 from tap_avicenna.errors import FileFormatError
-from tap_avicenna.exports.job import ExportJob, ExportRequest
+from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, grid_windows
 from tap_avicenna.exports.runner import ReadyExport
 from tap_avicenna.parsing import normalize_header, normalize_name
@@ -150,38 +150,16 @@ class SurveyStream(ExportStream):
                 start, settings.end_date, settings.start_date, settings.export_window
             )
         ]
-        bookmarks.expect(plans)
-        by_key = {self.request_key(plan): plan for plan in plans}
-        bookmarks.forget_pending_except(by_key)
-
-        def created(job: ExportJob) -> None:
-            assert job.export_id is not None
-            bookmarks.add_pending(job.request.key, job.export_id)
-            self.checkpoint()
-
-        total = 0
-        requests = [self.request(plan) for plan in plans]
-        for ready in self.runner().run(requests, resume=bookmarks.resume_map(), on_created=created):
-            plan = by_key[ready.job.request.key]
-            emitted = 0
-            for record in self.read_export(ready, plan, iso(start)):
-                yield record
-                emitted += 1
-            total += emitted
-            if self.settings.response_files_dir:
-                extract_response_files(
-                    ready.path, self.settings.response_files_dir, self._tap.limits, ready.job.name
-                )
-            bookmarks.complete(plan)
-            bookmarks.remove_pending(ready.job.request.key)
-            self.checkpoint()
-            self.logger.info("%s: %s sessions emitted", ready.job.name, f"{emitted:,}")
-        self.logger.info(
-            "%s: sync complete, %s rows emitted from %d export(s)",
-            self.name,
-            f"{total:,}",
-            len(plans),
+        floor = iso(start)
+        yield from self.emit_exports(
+            plans, bookmarks, lambda ready, plan: self.read_export(ready, plan, floor)
         )
+
+    def after_export(self, ready: ReadyExport) -> None:
+        if self.settings.response_files_dir:
+            extract_response_files(
+                ready.path, self.settings.response_files_dir, self._tap.limits, ready.job.name
+            )
 
     def query(self, plan: PlannedExport) -> dict[str, t.Any]:
         """The user's query AND-ed with the window's record_time bounds."""

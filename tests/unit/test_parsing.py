@@ -220,7 +220,7 @@ def test_given_text_after_closing_quote_when_read_then_error_with_line(tmp_path:
 def test_given_plain_csv_over_expansion_limit_when_read_then_error(tmp_path: Path) -> None:
     path = write(tmp_path / "x.csv", b"a,b\n" + b"1,2\n" * 100_000)
 
-    with pytest.raises(FileFormatError, match="max_expanded_bytes"):
+    with pytest.raises(FileFormatError, match="max_uncompressed_file_mb"):
         read_all(path, "x.csv", Limits(max_expanded_bytes=10_000))
 
 
@@ -273,7 +273,7 @@ def test_given_gzip_bomb_when_streamed_then_expansion_limit_stops_it(tmp_path: P
 def test_given_gzip_of_zeros_when_streamed_then_nul_stripping_still_counts(tmp_path: Path) -> None:
     path = write(tmp_path / "x.gz", gzip.compress(bytes(50 * MB)))
 
-    with pytest.raises(FileFormatError, match="max_expanded_bytes"):
+    with pytest.raises(FileFormatError, match="max_uncompressed_file_mb"):
         read_all(path, "bomb.gz", Limits(max_expanded_bytes=1 * MB))
 
 
@@ -368,9 +368,9 @@ def test_given_zip_bomb_when_checked_then_declared_size_is_refused(tmp_path: Pat
     assert path.stat().st_size < 1 * MB
     limits = Limits(max_expanded_bytes=1 * MB)
 
-    with pytest.raises(FileFormatError, match="max_expanded_bytes"):
+    with pytest.raises(FileFormatError, match="max_uncompressed_file_mb"):
         check_complete(path, limits)
-    with pytest.raises(FileFormatError, match="max_expanded_bytes"):
+    with pytest.raises(FileFormatError, match="max_uncompressed_file_mb"):
         read_all(path, "x.zip", limits)
 
 
