@@ -98,6 +98,21 @@ CONFIG_SCHEMA = th.PropertiesList(
         "ZIP export) into; unset: not extracted (records keep the path either way).",
     ),
     th.Property(
+        "shard_count",
+        th.IntegerType,
+        default=1,
+        description="Split the study's participants across this many tap processes "
+        "(each with its own state); see README, Scale-out.",
+    ),
+    th.Property(
+        "shard_index",
+        th.IntegerType,
+        default=0,
+        description="Which shard this process is, 0 .. shard_count-1: it exports the sensor "
+        "data of the participants whose id modulo shard_count equals it. Shard 0 also syncs "
+        "the participants and survey streams.",
+    ),
+    th.Property(
         "lookback_days",
         th.NumberType,
         default=2,
@@ -227,6 +242,11 @@ class Settings:
     export_timeout_seconds: float
     request_timeout_seconds: float
     max_uncompressed_file_bytes: int
+    shard_index: int = 0
+    shard_count: int = 1
+
+    def in_shard(self, participant_id: int) -> bool:
+        return participant_id % self.shard_count == self.shard_index
 
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -372,6 +392,17 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         if any(isinstance(p, bool) or not isinstance(p, int) or p <= 0 for p in participant_ids):
             raise ConfigError("Setting 'participant_ids' must be a list of positive integers")
         participant_ids = tuple(sorted(set(participant_ids)))
+    shard_count = _positive_int(config, "shard_count", 1)
+    shard_index = config.get("shard_index", 0)
+    if (
+        isinstance(shard_index, bool)
+        or not isinstance(shard_index, int)
+        or not 0 <= shard_index < shard_count
+    ):
+        raise ConfigError(
+            f"Setting 'shard_index' must be an integer from 0 to shard_count - 1 "
+            f"({shard_count - 1}), got {shard_index!r}"
+        )
     lookback = config.get("lookback_days", 2)
     if isinstance(lookback, bool) or not isinstance(lookback, (int, float)) or lookback < 0:
         raise ConfigError(f"Setting 'lookback_days' must be zero or more, got {lookback!r}")
@@ -396,4 +427,6 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         max_uncompressed_file_bytes=int(
             _positive(config, "max_uncompressed_file_mb", 20480) * 1024 * 1024
         ),
+        shard_index=shard_index,
+        shard_count=shard_count,
     )

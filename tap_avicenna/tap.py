@@ -117,18 +117,30 @@ class TapAvicenna(Tap):
         """Participants whose sensor data a stream exports, with their participation
         period: `participant_ids` when set (any period), else the study's participants
         from the participation export."""
-        if self.settings.participant_ids is not None:
-            return {p: None for p in self.settings.participant_ids}
-        periods = t.cast(ParticipantsStream, self.streams["participants"]).periods()
-        if not periods:
-            self.logger.warning("%s: the study has no participants yet", stream.name)
-        return dict(periods)
+        settings = self.settings
+        if settings.participant_ids is not None:
+            periods: dict[int, Period | None] = {p: None for p in settings.participant_ids}
+        else:
+            periods = dict(t.cast(ParticipantsStream, self.streams["participants"]).periods())
+        mine = {p: period for p, period in periods.items() if settings.in_shard(p)}
+        if not mine:
+            self.logger.warning("%s: no participants to export", stream.name)
+        return mine
 
     def discover_streams(self) -> list[Stream]:
+        """One stream per data source and survey, and participants.
+
+        Shards other than 0 export only their participants' sensor data: the
+        participants stream is there (sensor streams may need its list) but not
+        selected, and the survey streams are shard 0's.
+        """
+        first_shard = self.settings.shard_index == 0
+        participants = ParticipantsStream(self)
+        participants.selected_by_default = first_shard
         return [
-            ParticipantsStream(self),
+            participants,
             *(SensorStream(self, source) for source in self.settings.data_sources),
-            *(SurveyStream(self, survey) for survey in self.settings.surveys),
+            *(SurveyStream(self, s) for s in self.settings.surveys if first_shard),
         ]
 
     # --- CLI -------------------------------------------------------------------------

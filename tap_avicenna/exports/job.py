@@ -126,6 +126,7 @@ class ExportJob:
     label: str = "created"
     resumed: bool = False
     failed: bool = False
+    pending_age: float = 0.0  # seconds since creation when last listed as not ready
 
     @property
     def name(self) -> str:

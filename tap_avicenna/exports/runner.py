@@ -74,6 +74,7 @@ class ExportRunner:
         self.limits = limits
         self.max_attempts = max_attempts
         self._sleep = sleep
+        self._durations: list[float] = []  # age last seen pending, of this run's ready exports
         self.stats = RunnerStats()
 
     def run(
@@ -118,7 +119,7 @@ class ExportRunner:
         while queue or pending:
             started = fill()
             if not fresh:
-                self._sleep(tick)
+                self._sleep(self._next_sleep(tick, pending))
                 listing = self._poll(len(pending))
                 known_ids.update(e.export_id for e in listing)
             fresh = False
@@ -130,6 +131,7 @@ class ExportRunner:
                     self._retry(job, queue)
                     changed = True
             for job, listed in ready:
+                self._durations.append(job.pending_age)
                 try:
                     path = download_export(self.repo, job, listed, limits=self.limits)
                 except DownloadGone as exc:
@@ -151,6 +153,21 @@ class ExportRunner:
             )
 
     # --- steps -----------------------------------------------------------------------
+
+    def _next_sleep(self, tick: float, pending: list[ExportJob]) -> float:
+        """How long to wait before the next poll.
+
+        The tick backs off while nothing changes, but not once a pending export is as old
+        as the quickest export of this run was when it was last seen still pending (a
+        lower bound of how long exports take): from then on the tick is the configured
+        poll_interval_seconds, and before then the wait ends when one reaches that age.
+        """
+        if not self._durations or not pending:
+            return tick
+        soonest = min(self._durations) - max(job.elapsed() for job in pending)
+        if soonest <= 0:
+            return self.poll_interval
+        return max(self.poll_interval / 4, min(tick, soonest))
 
     def _poll(self, pending: int) -> list[ListedExport]:
         self.stats.polls += 1
@@ -231,7 +248,9 @@ class ExportRunner:
                 job.label = listed.label
             if listed.status is ExportStatus.SUCCESS:
                 ready.append((job, listed))
-            elif listed.status is ExportStatus.FAILED:
+                continue
+            job.pending_age = job.elapsed()
+            if listed.status is ExportStatus.FAILED:
                 job.failed = True
         return ready, changed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import typing as t
 import zipfile
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import pytest
 
 from tap_avicenna.client import DownloadGone
 from tap_avicenna.errors import ExportFailed
-from tap_avicenna.exports.job import ExportRequest, ListedExport
+from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport
 from tap_avicenna.exports.runner import ExportRunner
 from tap_avicenna.exports.status import classify
 from tap_avicenna.parsing import Limits
@@ -181,3 +182,16 @@ def test_given_ready_export_when_consumer_moves_on_then_file_is_deleted() -> Non
         assert ready.path.exists()
         paths.append(ready.path)
     assert paths and not any(p.exists() for p in paths)
+
+
+def test_given_exports_reach_the_quickest_age_when_sleeping_then_base_tick_not_backoff() -> None:
+    runner = make_runner(FakeRepository(), [], poll_interval=1.0)
+    runner._durations = [5.0]  # the quickest export was still pending at 5 s
+    now = time.monotonic()
+    young = ExportJob(requests(1)[0], created_at=now - 2.0)
+    old = ExportJob(requests(1)[0], created_at=now - 6.0)
+    assert runner._next_sleep(3.0, [young]) == pytest.approx(3.0, abs=0.05)  # wait to 5 s
+    assert runner._next_sleep(2.0, [young]) == 2.0  # the backed-off tick is shorter
+    assert runner._next_sleep(3.0, [young, old]) == 1.0  # due now: the base tick
+    runner._durations = []
+    assert runner._next_sleep(3.0, [old]) == 3.0  # nothing learnt yet: the tick
