@@ -276,7 +276,8 @@ def batch_section(results: SensorResults) -> Section:
     section.add("BATCH messages", results.batch_messages, key="batch_messages")
     section.add("tap peak RSS", batch.run.max_rss_mb, "MB", digits=1, key="tap_peak_rss_mb")
     section.notes.append(
-        "singer-sdk's default get_batches (records through get_records, files of 10,000 rows)"
+        "the tap's get_batches: rows typed once, files of 10,000 rows (msgspec JSON lines, "
+        "gzip level 1), one STATE per export after its last file"
     )
     return section
 

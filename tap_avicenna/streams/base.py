@@ -18,10 +18,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_avicenna.bookmarks import CoverageBookmarks
 from tap_avicenna.errors import AvicennaError, FileFormatError
-from tap_avicenna.exports.job import ExportJob, ExportRequest
-from tap_avicenna.exports.planner import PlannedExport
 from tap_avicenna.exports.runner import ExportRunner, ReadyExport
 from tap_avicenna.parsing import RowConverter, Table, normalize_header, open_tables
 
@@ -30,8 +27,8 @@ if t.TYPE_CHECKING:
     from tap_avicenna.tap import TapAvicenna
 
 ROW_ID = "_row_id"
-_ENCODER = msgspec.json.Encoder()
-_SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
+ENCODER = msgspec.json.Encoder()
+_SORTEDENCODER = msgspec.json.Encoder(order="sorted")
 _BULK = 10_000  # records between flushes, counter updates and bookmark progress
 
 
@@ -145,8 +142,8 @@ class ExportStream(Stream):
         SDK's final state handling runs at the end.
         """
         out = sys.stdout.buffer
-        encode = _ENCODER.encode
-        prefix = b'{"type":"RECORD","stream":' + _ENCODER.encode(self.name) + b',"record":'
+        encode = ENCODER.encode
+        prefix = b'{"type":"RECORD","stream":' + ENCODER.encode(self.name) + b',"record":'
         key = self.replication_key
         counter, timer = self.get_record_counter(), self.get_sync_timer()
         with counter, timer:
@@ -182,7 +179,7 @@ class ExportStream(Stream):
 
     def _record_suffix(self) -> bytes:
         extracted = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-        return b',"time_extracted":' + _ENCODER.encode(extracted) + b"}\n"
+        return b',"time_extracted":' + ENCODER.encode(extracted) + b"}\n"
 
     def _deselected(self) -> list[str]:
         mask = self.mask
@@ -226,74 +223,6 @@ class ExportStream(Stream):
         if self.selected:
             self._write_schema_message()
 
-    # --- exports ---------------------------------------------------------------------
-
-    def request_key(self, plan: PlannedExport) -> str:
-        """Identifies the export of `plan` across runs (in state)."""
-        raise NotImplementedError
-
-    def request(self, plan: PlannedExport) -> ExportRequest:
-        """The export request for `plan`."""
-        raise NotImplementedError
-
-    def after_export(self, ready: ReadyExport) -> None:
-        """Called once all rows of an export were emitted, before its window is closed."""
-        del ready
-
-    def emit_exports(
-        self,
-        plans: list[PlannedExport],
-        bookmarks: CoverageBookmarks,
-        read: t.Callable[[ReadyExport, PlannedExport], t.Iterator[dict[str, t.Any]]],
-    ) -> t.Iterator[dict[str, t.Any]]:
-        """Run the plans' exports and emit their records, closing each window in state.
-
-        Each created export is written to state at once (a killed run resumes it); each
-        export's window is marked emitted only after its last record. A file that fails
-        to parse is dropped from state so that the next run asks for a new export.
-        """
-        bookmarks.expect(plans)
-        by_key = {self.request_key(plan): plan for plan in plans}
-        bookmarks.forget_pending_except(by_key)
-
-        def created(job: ExportJob) -> None:
-            assert job.export_id is not None
-            bookmarks.add_pending(job.request.key, job.export_id)
-            self.checkpoint()
-
-        requests = [self.request(plan) for plan in plans]
-        total = 0
-        for ready in self.runner().run(requests, resume=bookmarks.resume_map(), on_created=created):
-            key = ready.job.request.key
-            plan = by_key[key]
-            emitted = 0
-            try:
-                for record in read(ready, plan):
-                    yield record
-                    emitted += 1
-                self.after_export(ready)
-            except FileFormatError:
-                bookmarks.remove_pending(key)
-                self.checkpoint()
-                raise
-            total += emitted
-            bookmarks.complete(plan)
-            bookmarks.remove_pending(key)
-            self.checkpoint()
-            self.logger.info(
-                "%s: %s rows emitted (%s so far in %s)",
-                ready.job.name,
-                f"{emitted:,}",
-                f"{total:,}",
-                self.name,
-            )
-        self.logger.info(
-            "%s: sync complete, %s rows emitted from %d export(s)",
-            self.name,
-            f"{total:,}",
-            len(plans),
-        )
-
     # --- files -----------------------------------------------------------------------
 
     def column_names(self, header: list[str]) -> list[str]:
@@ -333,5 +262,5 @@ class ExportStream(Stream):
     def row_id(record: t.Mapping[str, t.Any]) -> str:
         """A stable id of a row's content: BLAKE2 of its non-null fields as JSON with
         sorted keys (so column order and columns that are empty here do not matter)."""
-        content = _SORTED_ENCODER.encode({k: v for k, v in record.items() if v is not None})
+        content = _SORTEDENCODER.encode({k: v for k, v in record.items() if v is not None})
         return hashlib.blake2b(content, digest_size=16).hexdigest()

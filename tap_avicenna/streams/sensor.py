@@ -12,7 +12,8 @@ from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, plan_exports
 from tap_avicenna.exports.runner import ReadyExport
 from tap_avicenna.settings import DataSource
-from tap_avicenna.streams.base import ROW_ID, ExportStream, json_type
+from tap_avicenna.streams.base import ROW_ID, json_type
+from tap_avicenna.streams.windowed import ExportResult, WindowedExportStream
 
 if t.TYPE_CHECKING:
     from tap_avicenna.tap import TapAvicenna
@@ -33,7 +34,7 @@ def sensor_schema(source: DataSource) -> dict[str, t.Any]:
     return {"type": "object", "properties": properties, "additionalProperties": True}
 
 
-class SensorStream(ExportStream):
+class SensorStream(WindowedExportStream):
     """Readings of one data source; incremental per participant on `record_time`."""
 
     replication_key = "record_time"
@@ -44,7 +45,7 @@ class SensorStream(ExportStream):
         super().__init__(tap, name=source.stream_name, schema=sensor_schema(source))
         self.source = source
 
-    def get_records(self, context: t.Mapping[str, t.Any] | None) -> t.Iterator[dict[str, t.Any]]:
+    def exports(self) -> t.Iterator[ExportResult]:
         settings = self.settings
         participants = self._tap.participants_for(self)
         bookmarks = CoverageBookmarks(self.stream_state)
@@ -66,7 +67,7 @@ class SensorStream(ExportStream):
             len(participants),
             iso(settings.end_date),
         )
-        yield from self.emit_exports(
+        return self.export_results(
             plans, bookmarks, lambda ready, plan: self.read_export(ready, plan, starts)
         )
 

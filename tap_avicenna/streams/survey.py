@@ -21,7 +21,8 @@ from tap_avicenna.exports.runner import ReadyExport
 from tap_avicenna.parsing import normalize_header, normalize_name
 from tap_avicenna.response_files import extract_response_files
 from tap_avicenna.settings import Survey
-from tap_avicenna.streams.base import ExportStream, json_type
+from tap_avicenna.streams.base import json_type
+from tap_avicenna.streams.windowed import ExportResult, WindowedExportStream
 
 if t.TYPE_CHECKING:
     from tap_avicenna.tap import TapAvicenna
@@ -104,7 +105,7 @@ def field_type(name: str) -> str:
     return SURVEY_FIELDS.get(name, "string")
 
 
-class SurveyStream(ExportStream):
+class SurveyStream(WindowedExportStream):
     """Sessions of one survey; incremental on `record_time`, keyed by the session uuid."""
 
     replication_key = "record_time"
@@ -140,7 +141,7 @@ class SurveyStream(ExportStream):
 
     # --- sync ------------------------------------------------------------------------
 
-    def get_records(self, context: t.Mapping[str, t.Any] | None) -> t.Iterator[dict[str, t.Any]]:
+    def exports(self) -> t.Iterator[ExportResult]:
         settings = self.settings
         bookmarks = CoverageBookmarks(self.stream_state, "covered_until", lambda plan: ("all",))
         start = bookmarks.start_for("all", settings.start_date, settings.lookback)
@@ -151,7 +152,7 @@ class SurveyStream(ExportStream):
             )
         ]
         floor = iso(start)
-        yield from self.emit_exports(
+        return self.export_results(
             plans, bookmarks, lambda ready, plan: self.read_export(ready, plan, floor)
         )
 
