@@ -66,6 +66,19 @@ class Section:
         self.figures.append(figure)
         return figure
 
+    def add_raw_ratio(self, rate: float, raw_rate: float, goal: float) -> None:
+        """The tap's records/s over the raw loop's rows/s on the same file."""
+        ratio = rate / raw_rate
+        self.add(
+            "tap / raw",
+            ratio,
+            "x",
+            goal=f">= {goal} x raw",
+            met=ratio >= goal,
+            key="tap_raw_ratio",
+            digits=2,
+        )
+
     def to_json(self) -> dict[str, t.Any]:
         return {
             "title": self.title,

@@ -240,16 +240,7 @@ def record_section(results: SensorResults) -> Section:
             "rows/s",
             key="raw_rows_per_second",
         )
-        ratio = main.records_per_second / raw.rows_per_second
-        section.add(
-            "tap / raw",
-            ratio,
-            "x",
-            goal=f">= {RAW_RATIO_GOAL} x raw",
-            met=ratio >= RAW_RATIO_GOAL,
-            key="tap_raw_ratio",
-            digits=2,
-        )
+        section.add_raw_ratio(main.records_per_second, raw.rows_per_second, RAW_RATIO_GOAL)
     if main.rendered_in_run:
         section.notes.append(
             f"the simulator rendered the file during the tap run ({main.rendered_in_run:.1f}s "

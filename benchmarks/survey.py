@@ -188,16 +188,7 @@ def survey_section(results: SurveyResults) -> Section:
         key="tap_stream_records_per_second",
     )
     section.add("tap peak RSS", run.max_rss_mb, "MB", digits=1, key="tap_peak_rss_mb")
-    ratio = rate / raw.rows_per_second
-    section.add(
-        "tap / raw",
-        ratio,
-        "x",
-        goal=f">= {RAW_RATIO_GOAL} x raw",
-        met=ratio >= RAW_RATIO_GOAL,
-        key="tap_raw_ratio",
-        digits=2,
-    )
+    section.add_raw_ratio(rate, raw.rows_per_second, RAW_RATIO_GOAL)
     if results.rendered_in_run:
         section.notes.append(
             f"the simulator rendered a file during the tap run ({results.rendered_in_run:.1f}s "
