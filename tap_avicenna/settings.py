@@ -50,7 +50,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "end_date",
         th.DateTimeType,
-        description="Latest record time to extract (exclusive). Default: now.",
+        description="Latest record time to extract (exclusive). Default: now (to the minute).",
     ),
     th.Property(
         "participant_ids",
@@ -375,7 +375,8 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
     end = (
         _datetime(config, "end_date")
         if config.get("end_date")
-        else (now or dt.datetime.now(dt.timezone.utc))
+        # whole minutes: a run resumed within the minute asks for the same last window
+        else (now or dt.datetime.now(dt.timezone.utc)).replace(second=0, microsecond=0)
     )
     if end <= start:
         raise ConfigError(
