@@ -265,7 +265,7 @@ def _datetime(config: t.Mapping[str, t.Any], name: str) -> dt.datetime:
 def _positive(config: t.Mapping[str, t.Any], name: str, default: float) -> float:
     value = config.get(name)
     if value is None:
-        return default
+        return float(default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError(f"Setting '{name}' must be a positive number, got {value!r}")
     return float(value)
