@@ -104,14 +104,12 @@ class AvicennaClient:
         }
         # (None, value) tuples make requests send multipart/form-data without files.
         files = {name: (None, value) for name, value in fields.items()}
-        return self._json_object(
-            "create", "POST", SENSOR_CREATE_PATH, files=files, study_id=study_id
-        )
+        return self._created("create", SENSOR_CREATE_PATH, files=files, study_id=study_id)
 
     def create_filter_export(self, body: dict[str, t.Any]) -> dict[str, t.Any]:
         """POST a filter export (survey responses, participation) as JSON."""
-        return self._json_object(
-            "filter_create", "POST", FILTER_EXPORT_PATH, json=body, study_id=body["study_id"]
+        return self._created(
+            "filter_create", FILTER_EXPORT_PATH, json=body, study_id=body["study_id"]
         )
 
     def list_exports(self, study_id: int) -> list[dict[str, t.Any]]:
@@ -192,13 +190,23 @@ class AvicennaClient:
     def _count(self, kind: str) -> None:
         self.request_counts[kind] = self.request_counts.get(kind, 0) + 1
 
-    def _json_object(self, kind: str, method: str, path: str, **kwargs: t.Any) -> dict[str, t.Any]:
-        payload = self._json(kind, method, path, **kwargs)
+    def _created(self, kind: str, path: str, *, study_id: int, **kwargs: t.Any) -> dict[str, t.Any]:
+        """A create call's answer as an object, read liberally: the export may sit under
+        `export`/`data`/`result`, or be a one-element list; a success answer that is not
+        JSON at all (empty, text) gives {} -- the export is then found in the list."""
+        response = self._request(kind, "POST", path, study_id=study_id, **kwargs)
+        try:
+            payload = response.json()
+        except ValueError:
+            LOGGER.info("POST %s answered HTTP %d without JSON", path, response.status_code)
+            return {}
+        if isinstance(payload, list) and len(payload) == 1:
+            payload = payload[0]
         if not isinstance(payload, dict):
-            raise ApiError(
-                f"Avicenna answered {method} {path} with a JSON {type(payload).__name__}, "
-                "expected an object"
-            )
+            return {}
+        for key in ("export", "data", "result"):
+            if isinstance(payload.get(key), dict):
+                return {**payload, **payload[key]}
         return payload
 
     def _json(self, kind: str, method: str, path: str, *, study_id: int, **kwargs: t.Any) -> t.Any:

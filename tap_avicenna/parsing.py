@@ -346,16 +346,24 @@ def unsafe_member(name: str) -> bool:
 
 
 def _csv_members(zf: zipfile.ZipFile, name: str, limits: Limits) -> list[zipfile.ZipInfo]:
-    """Validate every member, return the CSV members in archive order."""
-    members: list[zipfile.ZipInfo] = []
-    declared = 0
+    """Validate every member, return the CSV members in archive order.
+
+    The CSVs are the `*.csv` members; a ZIP without any is read liberally: its data
+    files (not `response-files/...`, not directories) are taken as CSVs, so that a file
+    named otherwise never makes an export look empty.
+    """
+    files: list[zipfile.ZipInfo] = []
     for info in zf.infolist():
         if unsafe_member(info.filename):
             raise FileFormatError(f"{name}: ZIP member '{info.filename}' has an unsafe path")
-        if info.is_dir() or info.filename.startswith("__MACOSX/"):
-            continue
-        if not info.filename.lower().endswith(".csv"):
-            continue
+        if not (
+            info.is_dir()
+            or info.filename.startswith(("__MACOSX/", "response-files/"))
+            or info.filename.rsplit("/", 1)[-1].startswith(".")
+        ):
+            files.append(info)
+    members = [i for i in files if i.filename.lower().endswith(".csv")] or files
+    for info in members:
         if info.flag_bits & 0x1:
             raise FileFormatError(f"{name}: ZIP member '{info.filename}' is encrypted")
         if info.compress_type not in _ZIP_METHODS:
@@ -363,8 +371,7 @@ def _csv_members(zf: zipfile.ZipFile, name: str, limits: Limits) -> list[zipfile
                 f"{name}: ZIP member '{info.filename}' uses unsupported compression "
                 f"method {info.compress_type}"
             )
-        declared += info.file_size
-        members.append(info)
+    declared = sum(info.file_size for info in members)
     if declared > limits.max_expanded_bytes:
         raise FileFormatError(
             f"{name}: CSV members declare {declared} bytes, more than {limits.max_expanded_bytes}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import typing as t
+from urllib.parse import urljoin
 
 from tap_avicenna.client import AvicennaClient
 from tap_avicenna.exports.job import ExportRequest, ListedExport, _int
@@ -59,4 +60,6 @@ class AvicennaExportRepository:
 
     def download(self, listed: ListedExport, dest: t.BinaryIO, *, label: str) -> int:
         assert listed.content is not None
-        return self.client.download_with_retries(listed.content, dest, label=label)
+        # A relative `content` ("/media/...") is taken relative to the API's address.
+        url = urljoin(self.client.api_url + "/", listed.content)
+        return self.client.download_with_retries(url, dest, label=label)

@@ -12,6 +12,9 @@ import requests_mock as rm
 
 from tap_avicenna.client import AvicennaClient, BrokenDownload, DownloadGone
 from tap_avicenna.errors import ApiError, AuthError
+from tap_avicenna.exports.job import ExportRequest, ListedExport
+from tap_avicenna.exports.repository import AvicennaExportRepository
+from tap_avicenna.exports.status import ExportStatus
 
 API = "https://avicenna.test"
 KEY = "k3y-S3CRET-value"
@@ -206,3 +209,34 @@ def test_given_failures_when_logged_then_no_key_and_no_url_in_logs(
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name != "requests_mock.adapter")
     assert "retry" in ours
     assert KEY not in ours and "secret-token" not in ours
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "answer"),
+    [
+        ({"json": {"export": {"study_specific_id": 4}}}, 4),
+        ({"json": [{"id": 5}]}, 5),
+        ({"text": ""}, None),
+        ({"text": "Export created"}, None),
+        ({"json": {"detail": "queued"}}, None),
+    ],
+    ids=["nested", "list", "empty", "text", "no-id"],
+)
+def test_given_liberal_create_answers_when_creating_then_id_or_none(
+    client: AvicennaClient, requests_mock: rm.Mocker, kwargs: dict[str, t.Any], answer: int | None
+) -> None:
+    requests_mock.post(f"{API}/api/v1/filter/export/", status_code=201, **kwargs)
+    repo = AvicennaExportRepository(client, 7)
+    request = ExportRequest(key="k", label="l", body={"study_id": 7, "filter": "PARTICIPATION"})
+    assert repo.create(request) == answer
+
+
+def test_given_relative_content_url_when_downloading_then_joined_to_api_url(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.get(f"{API}/media/exports/7/file.zip", content=b"zipbytes")
+    listed = ListedExport(1, "Success", ExportStatus.SUCCESS, "/media/exports/7/file.zip")
+    out = io.BytesIO()
+    AvicennaExportRepository(client, 7).download(listed, out, label="export #1")
+    assert out.getvalue() == b"zipbytes"
+    assert "Authorization" in last(requests_mock).headers  # same origin as api_url

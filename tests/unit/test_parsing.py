@@ -851,3 +851,15 @@ def test_given_generator_dropped_when_table_kept_then_rows_still_readable(
 
     assert sum(1 for _ in table.rows) == 100_000
     table.close()
+
+
+def test_given_zip_without_csv_names_when_read_then_its_data_files_are_the_tables(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "export.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("export-1.txt", "a,b\r\n1,2\r\n")
+        zf.writestr("response-files/x/1.jpg", b"\xff\xd8")
+        zf.writestr(".DS_Store", b"junk")
+    tables = [(t.name, t.header, list(t.rows)) for t in open_tables(path)]
+    assert tables == [("export-1.txt", ["a", "b"], [["1", "2"]])]
