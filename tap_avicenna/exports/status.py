@@ -22,7 +22,7 @@ def classify(label: object) -> ExportStatus:
     timeout, not a guess, decides when to give up on them.
     """
     text = str(label or "").strip().lower()
-    if text in _SUCCESS:
+    if text in _SUCCESS or text.startswith("success"):
         return ExportStatus.SUCCESS
     if any(word in text for word in _FAILURE_WORDS):
         return ExportStatus.FAILED

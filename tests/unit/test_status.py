@@ -4,7 +4,9 @@ from tap_avicenna.exports.job import ListedExport
 from tap_avicenna.exports.status import ExportStatus, classify
 
 
-@pytest.mark.parametrize("label", ["Success", "success", "SUCCESS", " Success ", "Completed"])
+@pytest.mark.parametrize(
+    "label", ["Success", "success", "SUCCESS", " Success ", "Completed", "Successful!"]
+)
 def test_given_success_label_in_any_case_when_classified_then_success(label: str) -> None:
     assert classify(label) is ExportStatus.SUCCESS
 
