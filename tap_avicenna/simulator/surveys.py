@@ -35,16 +35,8 @@ SESSION_COLUMNS = (
     "participant.start_time",
     "participant.status_id",
 )
-DEFAULT_V2_COLUMNS = (
-    "participant_id",
-    "uuid",
-    "prompt_time",
-    "record_time",
-    "status_id",
-    "device.id",
-    "device.model",
-    "participant.start_time",
-    "participant.status_id",
+DEFAULT_V2_COLUMNS = tuple(
+    c for c in SESSION_COLUMNS if c not in ("participant.id", "participant.label")
 )
 DASHBOARD_COLUMNS = (
     ("Participant ID", "participant_id"),
