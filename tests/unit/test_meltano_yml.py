@@ -1,0 +1,21 @@
+"""meltano.yml declares every setting of the tap, and the secret one as sensitive."""
+
+from pathlib import Path
+
+import yaml
+
+from tap_avicenna.settings import CONFIG_SCHEMA
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_given_meltano_yml_when_compared_with_settings_schema_then_same_settings() -> None:
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    extractor = project["plugins"]["extractors"][0]
+    declared = {s["name"]: s for s in extractor["settings"]}
+    assert set(declared) == set(CONFIG_SCHEMA["properties"])
+    assert declared["api_key"].get("sensitive") is True
+    assert extractor["namespace"] == "tap_avicenna"
+    assert project["send_anonymous_usage_stats"] is False
+    for loader in project["plugins"]["loaders"]:
+        assert "namespace" in loader and "==" in loader["pip_url"]
