@@ -4,7 +4,8 @@
 set -euo pipefail
 : "${PGTEST_DIR:=/tmp/pgtest}" "${PGTEST_PORT:=55432}" "${PGTEST_USER:=tap}"
 : "${PGTEST_PASSWORD:=tap}" "${PGTEST_DB:=tapdb}"
-pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n | tail -n1; }
+# the newest server install (initdb present: a client-only install has psql alone)
+pgbin() { ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -t/ -k5 -n | tail -n1 | xargs -r dirname; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 stop() {
   local b; b="$(pgbin)"
