@@ -28,7 +28,7 @@ if t.TYPE_CHECKING:
 
 ROW_ID = "_row_id"
 ENCODER = msgspec.json.Encoder()
-_SORTEDENCODER = msgspec.json.Encoder(order="sorted")
+_SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
 _BULK = 10_000  # records between flushes, counter updates and bookmark progress
 
 
@@ -191,8 +191,6 @@ class ExportStream(Stream):
         self.state_manager.is_flushed = False
         self._write_state_message()
 
-    # --- state -----------------------------------------------------------------------
-
     # --- schema ----------------------------------------------------------------------
 
     def column_types(self) -> dict[str, str]:
@@ -229,6 +227,16 @@ class ExportStream(Stream):
         """Field names for a file's raw header (normalised; streams add their aliases)."""
         return normalize_header(header)
 
+    @staticmethod
+    def rename_first(names: list[str], target: str, candidates: t.Sequence[str]) -> list[str]:
+        """`names` with the first of `candidates` present renamed to `target`, unless
+        `target` is already there (how a file's participant or time column is found)."""
+        if target not in names:
+            found = next((c for c in candidates if c in names), None)
+            if found is not None:
+                names[names.index(found)] = target
+        return names
+
     def read_tables(self, ready: ReadyExport) -> t.Iterator[ReadTable]:
         """Each CSV of the export, with its columns named and typed.
 
@@ -262,5 +270,5 @@ class ExportStream(Stream):
     def row_id(record: t.Mapping[str, t.Any]) -> str:
         """A stable id of a row's content: BLAKE2 of its non-null fields as JSON with
         sorted keys (so column order and columns that are empty here do not matter)."""
-        content = _SORTEDENCODER.encode({k: v for k, v in record.items() if v is not None})
+        content = _SORTED_ENCODER.encode({k: v for k, v in record.items() if v is not None})
         return hashlib.blake2b(content, digest_size=16).hexdigest()

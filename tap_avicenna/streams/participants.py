@@ -45,11 +45,7 @@ class ParticipantsStream(ExportStream):
 
     def column_names(self, header: list[str]) -> list[str]:
         names = [COLUMN_ALIASES.get(n, n) for n in super().column_names(header)]
-        if "participant_id" not in names:
-            found = next((c for c in ID_COLUMNS if c in names), None)
-            if found is not None:
-                names[names.index(found)] = "participant_id"
-        return names
+        return self.rename_first(names, "participant_id", ID_COLUMNS)
 
     def new_column_type(self, name: str) -> str:
         return KNOWN_TYPES.get(name, "string")

@@ -131,13 +131,7 @@ class SensorStream(WindowedExportStream):
 
     def column_names(self, header: list[str]) -> list[str]:
         """The file's participant and time columns become participant_id / record_time."""
-        renamed = super().column_names(header)
-        for target, candidates in (
-            ("participant_id", PARTICIPANT_COLUMNS),
-            ("record_time", TIME_COLUMNS),
-        ):
-            if target not in renamed:
-                found = next((c for c in candidates if c in renamed), None)
-                if found is not None:
-                    renamed[renamed.index(found)] = target
-        return renamed
+        names = self.rename_first(
+            super().column_names(header), "participant_id", PARTICIPANT_COLUMNS
+        )
+        return self.rename_first(names, "record_time", TIME_COLUMNS)
