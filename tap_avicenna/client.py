@@ -40,7 +40,8 @@ class BrokenDownload(RetryableError):
     """The body ended early or the connection dropped mid-download."""
 
 
-def _epoch_ms(value: dt.datetime) -> int:
+def epoch_ms(value: dt.datetime) -> int:
+    """The API's date form: milliseconds since the epoch, UTC."""
     return int(value.timestamp() * 1000)
 
 
@@ -98,8 +99,8 @@ class AvicennaClient:
         fields = {
             "study_id": str(study_id),
             "data_source": str(data_source_id),
-            "start_date": str(_epoch_ms(start)),
-            "end_date": str(_epoch_ms(end)),
+            "start_date": str(epoch_ms(start)),
+            "end_date": str(epoch_ms(end)),
             "participant_ids": ",".join(str(p) for p in participant_ids),
         }
         # (None, value) tuples make requests send multipart/form-data without files.

@@ -7,6 +7,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+from tap_avicenna.client import epoch_ms
 from tap_avicenna.exports.status import ExportStatus, classify
 
 
@@ -38,9 +39,9 @@ class ExportRequest:
             return False
         if listed.activity_id is not None:
             return False
-        if self.start and listed.start_ms not in (None, int(self.start.timestamp() * 1000)):
+        if self.start and listed.start_ms not in (None, epoch_ms(self.start)):
             return False
-        if self.end and listed.end_ms not in (None, int(self.end.timestamp() * 1000)):
+        if self.end and listed.end_ms not in (None, epoch_ms(self.end)):
             return False
         return listed.participant_ids is None or (
             tuple(sorted(listed.participant_ids)) == self.participant_ids

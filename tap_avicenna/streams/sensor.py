@@ -72,10 +72,7 @@ class SensorStream(WindowedExportStream):
         )
 
     def request_key(self, plan: PlannedExport) -> str:
-        return (
-            f"{self.source.id}:{int(plan.start.timestamp() * 1000)}:"
-            f"{int(plan.end.timestamp() * 1000)}:{','.join(map(str, plan.participant_ids))}"
-        )
+        return self.window_key(str(self.source.id), plan, ",".join(map(str, plan.participant_ids)))
 
     def request(self, plan: PlannedExport) -> ExportRequest:
         ids = plan.participant_ids

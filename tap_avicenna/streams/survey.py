@@ -193,10 +193,7 @@ class SurveyStream(WindowedExportStream):
         digest = hashlib.sha256(
             json.dumps([self.columns, self.survey.query, self.survey.site_ssid]).encode()
         ).hexdigest()[:12]
-        return (
-            f"survey:{self.survey.activity_id}:{int(plan.start.timestamp() * 1000)}:"
-            f"{int(plan.end.timestamp() * 1000)}:{digest}"
-        )
+        return self.window_key(f"survey:{self.survey.activity_id}", plan, digest)
 
     def read_export(
         self, ready: ReadyExport, plan: PlannedExport, floor: str

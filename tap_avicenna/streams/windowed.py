@@ -17,6 +17,7 @@ from singer_sdk.batch import Batcher, lazy_chunked_generator
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 
 from tap_avicenna.bookmarks import CoverageBookmarks
+from tap_avicenna.client import epoch_ms
 from tap_avicenna.errors import FileFormatError
 from tap_avicenna.exports.job import ExportJob, ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
@@ -93,6 +94,11 @@ class WindowedExportStream(ExportStream):
     def request_key(self, plan: PlannedExport) -> str:
         """Identifies the export of `plan` across runs (in state)."""
         raise NotImplementedError
+
+    @staticmethod
+    def window_key(prefix: str, plan: PlannedExport, suffix: str) -> str:
+        """`<prefix>:<window start ms>:<window end ms>:<suffix>`, a request key."""
+        return f"{prefix}:{epoch_ms(plan.start)}:{epoch_ms(plan.end)}:{suffix}"
 
     def request(self, plan: PlannedExport) -> ExportRequest:
         """The export request for `plan`."""
