@@ -59,6 +59,19 @@ class _Command(SingerCommand):
             return click.Command.invoke(self, ctx)
 
 
+def _check_config_file(path: str) -> None:
+    """Raise ConfigError naming `path` if it is not a readable JSON object."""
+    try:
+        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"Cannot read config file '{path}': {reason}") from None
+    except ValueError as exc:
+        raise ConfigError(f"Config file '{path}' is not valid JSON: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"Config file '{path}' must hold a JSON object")
+
+
 class TapAvicenna(Tap):
     """Singer tap for Avicenna Research data exports."""
 
@@ -153,20 +166,18 @@ class TapAvicenna(Tap):
 
     @classmethod
     def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
-        """`--config`: a file that cannot be read is one clear line, not a traceback."""
-        for path in value:
-            if path == "ENV":
-                continue
-            try:
-                loaded = json.loads(Path(path).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                raise ConfigError(f"Cannot read config file '{path}': {reason}") from None
-            except ValueError as exc:
-                raise ConfigError(f"Config file '{path}' is not valid JSON: {exc}") from None
-            if not isinstance(loaded, dict):
-                raise ConfigError(f"Config file '{path}' must hold a JSON object")
-        return super().cb_config(ctx, param, value)
+        """`--config`: a file that cannot be read is one clear line, not a traceback.
+
+        singer-sdk reads the files; only when that fails is each one looked at again, to
+        name the file and the reason.
+        """
+        try:
+            return super().cb_config(ctx, param, value)
+        except (OSError, ValueError, TypeError):
+            for path in value:
+                if path != "ENV":
+                    _check_config_file(path)
+            raise
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
