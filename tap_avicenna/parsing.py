@@ -38,6 +38,7 @@ __all__ = [
     "Converter",
     "Limits",
     "RaggedRowError",
+    "RawTable",
     "RowConverter",
     "Table",
     "check_complete",
@@ -46,6 +47,7 @@ __all__ = [
     "fit",
     "normalize_header",
     "normalize_name",
+    "open_raw_tables",
     "open_tables",
     "parse_timestamp",
 ]
@@ -161,6 +163,38 @@ class Table:
         return FileFormatError(f"{self.label} line {self.line_num}: {reason}")
 
 
+@dataclass
+class RawTable:
+    """One CSV inside a downloaded file, as guarded bytes (decompressed, NUL bytes dropped,
+    size and line limits applied): what ``open_tables`` parses, or a columnar reader."""
+
+    name: str  # member name inside the ZIP, or the display name for CSV/gzip
+    label: str  # how messages name this table, e.g. "export.zip/survey.csv"
+    stream: _GuardedStream
+
+
+def open_raw_tables(
+    path: Path | str, display_name: str = "export.csv", limits: Limits = DEFAULT_LIMITS
+) -> Iterator[RawTable]:
+    """Yield each CSV of a plain CSV, gzip'd CSV or ZIP file as a guarded byte stream,
+    closed when the next one is requested (see ``open_tables`` for which members)."""
+    budget = _Budget(display_name, limits.max_expanded_bytes)
+    kind = detect_format(path)
+    if kind == "zip":
+        # Closing the ZipFile leaves open members readable (zipfile counts references).
+        with _open_zip(path, display_name) as zf:
+            for info in _csv_members(zf, display_name, limits):
+                label = f"{display_name}/{info.filename}"
+                inner = _open_member(zf, info, label)
+                stream = _GuardedStream(inner, label, budget, limits.max_line_bytes)
+                yield RawTable(info.filename, label, stream)
+                stream.close()
+    else:
+        stream = _GuardedStream(_open_file(path, kind), display_name, budget, limits.max_line_bytes)
+        yield RawTable(display_name, display_name, stream)
+        stream.close()
+
+
 def open_tables(
     path: Path | str, display_name: str = "export.csv", limits: Limits = DEFAULT_LIMITS
 ) -> Iterator[Table]:
@@ -171,18 +205,8 @@ def open_tables(
     An empty plain file yields one table with no header and no rows; an empty ZIP yields none.
     Sets ``csv.field_size_limit`` process-wide to ``limits.max_field_bytes``.
     """
-    budget = _Budget(display_name, limits.max_expanded_bytes)
-    kind = detect_format(path)
-    if kind == "zip":
-        # Closing the ZipFile leaves open members readable (zipfile counts references).
-        with _open_zip(path, display_name) as zf:
-            for info in _csv_members(zf, display_name, limits):
-                label = f"{display_name}/{info.filename}"
-                table = _table(info.filename, label, _open_member(zf, info, label), budget, limits)
-                yield table
-                table.close()
-    else:
-        table = _table(display_name, display_name, _open_file(path, kind), budget, limits)
+    for raw in open_raw_tables(path, display_name, limits):
+        table = _table(raw, limits)
         yield table
         table.close()
 
@@ -278,11 +302,11 @@ class _Dialect(csv.Dialect):
     strict = True
 
 
-def _table(name: str, label: str, inner: _Readable, budget: _Budget, limits: Limits) -> Table:
-    """Read the header; the returned table owns ``inner`` (closed with it, or when collected)."""
+def _table(raw: RawTable, limits: Limits) -> Table:
+    """Read the header; the returned table owns the raw stream (closed with it)."""
     csv.field_size_limit(limits.max_field_bytes)
-    stream = _GuardedStream(inner, label, budget, limits.max_line_bytes)
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    name, label = raw.name, raw.label
+    text = io.TextIOWrapper(raw.stream, encoding="utf-8-sig", errors="strict", newline="")
     try:
         text._CHUNK_SIZE = _CHUNK  # type: ignore[attr-defined]
         reader = csv.reader(text, _Dialect)

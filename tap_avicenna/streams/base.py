@@ -20,7 +20,14 @@ from singer_sdk.mapper import SameRecordTransform
 
 from tap_avicenna.errors import AvicennaError, FileFormatError
 from tap_avicenna.exports.runner import ExportRunner, ReadyExport
-from tap_avicenna.parsing import RowConverter, Table, normalize_header, open_tables
+from tap_avicenna.parsing import (
+    RawTable,
+    RowConverter,
+    Table,
+    normalize_header,
+    open_raw_tables,
+    open_tables,
+)
 
 if t.TYPE_CHECKING:
     from tap_avicenna.settings import Settings
@@ -86,6 +93,16 @@ class ReadTable(t.NamedTuple):
     table: Table
     columns: list[str]
     converter: RowConverter
+
+
+class ColumnarTable(t.NamedTuple):
+    """A file's table for the columnar reader: its header read and its fields named."""
+
+    raw: RawTable
+    header: list[str]
+    columns: list[str]
+    types: dict[str, str]
+    head: bytes  # the bytes read past the header line
 
 
 class ExportStream(Stream):
@@ -237,23 +254,38 @@ class ExportStream(Stream):
                 names[names.index(found)] = target
         return names
 
-    def read_tables(self, ready: ReadyExport) -> t.Iterator[ReadTable]:
-        """Each CSV of the export, with its columns named and typed.
+    def table_columns(self, header: list[str], source: str) -> tuple[list[str], dict[str, str]]:
+        """Field names for a table's header and the types of the stream's fields; fields
+        the schema does not know are added to it first."""
+        columns = self.column_names(header)
+        types = self.column_types()
+        unknown = {c: raw for c, raw in zip(columns, header, strict=True) if c not in types}
+        if unknown:
+            self.add_columns(unknown, source)
+            types = self.column_types()
+        return columns, types
 
-        Columns the schema does not know are added to it first.
-        """
+    def read_tables(self, ready: ReadyExport) -> t.Iterator[ReadTable]:
+        """Each CSV of the export, with its columns named and typed."""
         for table in open_tables(ready.path, display_name=ready.job.name, limits=self._tap.limits):
             if not table.header:
                 self.logger.info("%s: %s is empty", ready.job.name, table.name)
                 continue
-            columns = self.column_names(table.header)
-            types = self.column_types()
-            named = zip(columns, table.header, strict=True)
-            unknown = {c: raw for c, raw in named if c not in types}
-            if unknown:
-                self.add_columns(unknown, f"{ready.job.name} ({table.name})")
-                types = self.column_types()
+            source = f"{ready.job.name} ({table.name})"
+            columns, types = self.table_columns(table.header, source)
             yield ReadTable(table, columns, RowConverter(columns, types))
+
+    def columnar_tables(self, ready: ReadyExport) -> t.Iterator[ColumnarTable]:
+        """Each CSV of the export for `columnar.read_columns` (which raises `NotColumnar`
+        for what only the row-by-row path reads exactly)."""
+        from tap_avicenna.columnar import read_header
+
+        for raw in open_raw_tables(
+            ready.path, display_name=ready.job.name, limits=self._tap.limits
+        ):
+            header, head = read_header(raw)
+            columns, types = self.table_columns(header, f"{ready.job.name} ({raw.name})")
+            yield ColumnarTable(raw, header, columns, types, head)
 
     @staticmethod
     def typed_rows(read: ReadTable, source: str) -> t.Iterator[list[t.Any]]:

@@ -16,6 +16,7 @@ from tap_avicenna.streams.base import ROW_ID, json_type
 from tap_avicenna.streams.windowed import ExportResult, WindowedExportStream
 
 if t.TYPE_CHECKING:
+    from tap_avicenna.columnar import Columns
     from tap_avicenna.tap import TapAvicenna
 
 PARTICIPANT_COLUMNS = ("user_id", "participant_id", "participant", "avicenna_id", "aid")
@@ -68,7 +69,10 @@ class SensorStream(WindowedExportStream):
             iso(settings.end_date),
         )
         return self.export_results(
-            plans, bookmarks, lambda ready, plan: self.read_export(ready, plan, starts)
+            plans,
+            bookmarks,
+            lambda ready, plan: self.read_export(ready, plan, starts),
+            lambda ready, plan: self.read_columns(ready, plan, starts),
         )
 
     def request_key(self, plan: PlannedExport) -> str:
@@ -98,11 +102,7 @@ class SensorStream(WindowedExportStream):
         dropped = 0
         for read in self.read_tables(ready):
             columns = read.columns
-            if "participant_id" not in columns or "record_time" not in columns:
-                raise FileFormatError(
-                    f"{ready.job.name} ({read.table.name}): no participant or record time "
-                    f"column among {', '.join(read.table.header[:20])}"
-                )
+            self._require_columns(ready, read.table.name, columns, read.table.header)
             pid_at, time_at = columns.index("participant_id"), columns.index("record_time")
             for values in self.typed_rows(read, ready.job.name):
                 pid, when = values[pid_at], values[time_at]
@@ -117,6 +117,48 @@ class SensorStream(WindowedExportStream):
                 record = dict(zip(columns, values, strict=True))
                 record[ROW_ID] = self.row_id(record)
                 yield record
+        self._log_dropped(ready, dropped)
+
+    def read_columns(
+        self, ready: ReadyExport, plan: PlannedExport, starts: t.Mapping[int, t.Any]
+    ) -> t.Iterator[Columns]:
+        """`read_export`'s rows as typed Arrow batches (the row ids are left to the writer)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from tap_avicenna.columnar import read_columns
+
+        ids = pa.array(plan.participant_ids, pa.int64())
+        floors = pa.array(
+            [max(iso(starts[p]), iso(plan.start)) for p in plan.participant_ids], pa.string()
+        )
+        window_end = iso(plan.end)
+        dropped = 0
+        for table in self.columnar_tables(ready):
+            self._require_columns(ready, table.raw.name, table.columns, table.header)
+            for batch in read_columns(table.raw, table.columns, table.types, table.head):
+                when = batch.column("record_time")
+                floor = pc.take(floors, pc.index_in(batch.column("participant_id"), ids))
+                keep = pc.fill_null(
+                    pc.and_(pc.greater_equal(when, floor), pc.less(when, window_end)), False
+                )
+                kept = pc.sum(keep).as_py() or 0
+                dropped += len(batch) - kept
+                if kept:
+                    yield batch if kept == len(batch) else batch.filter(keep)
+        self._log_dropped(ready, dropped)
+
+    @staticmethod
+    def _require_columns(
+        ready: ReadyExport, table: str, columns: list[str], header: list[str]
+    ) -> None:
+        if "participant_id" not in columns or "record_time" not in columns:
+            raise FileFormatError(
+                f"{ready.job.name} ({table}): no participant or record time "
+                f"column among {', '.join(header[:20])}"
+            )
+
+    def _log_dropped(self, ready: ReadyExport, dropped: int) -> None:
         if dropped:
             self.logger.log(
                 logging.INFO,

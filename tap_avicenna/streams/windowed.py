@@ -7,22 +7,24 @@ BATCH files.
 
 from __future__ import annotations
 
-import gzip
-import itertools
 import typing as t
-import uuid
 
-from singer_sdk import Stream
-from singer_sdk.batch import Batcher, lazy_chunked_generator
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 
+from tap_avicenna.batch_files import BatchFiles
 from tap_avicenna.bookmarks import CoverageBookmarks
 from tap_avicenna.client import epoch_ms
 from tap_avicenna.errors import FileFormatError
 from tap_avicenna.exports.job import ExportJob, ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
 from tap_avicenna.exports.runner import ReadyExport
-from tap_avicenna.streams.base import ENCODER, ExportStream
+from tap_avicenna.streams.base import ExportStream
+
+if t.TYPE_CHECKING:
+    from tap_avicenna.columnar import Columns
+
+Read = t.Callable[[ReadyExport, PlannedExport], t.Iterator[dict[str, t.Any]]]
+ReadColumns = t.Callable[[ReadyExport, PlannedExport], t.Iterator["Columns"]]
 
 
 class ExportResult:
@@ -34,10 +36,11 @@ class ExportResult:
         ready: ReadyExport,
         plan: PlannedExport,
         bookmarks: CoverageBookmarks,
-        read: t.Callable[[ReadyExport, PlannedExport], t.Iterator[dict[str, t.Any]]],
+        read: Read,
+        read_columns: ReadColumns | None,
     ) -> None:
         self.stream, self.ready, self.plan = stream, ready, plan
-        self.bookmarks, self.read = bookmarks, read
+        self.bookmarks, self.read, self.read_columns = bookmarks, read, read_columns
         self.rows = 0
 
     def records(self) -> t.Iterator[dict[str, t.Any]]:
@@ -53,6 +56,27 @@ class ExportResult:
             self.stream.checkpoint()
             raise
 
+    def write_files(self, files: BatchFiles, number: int, dropped: list[str]) -> list[str]:
+        """The export's rows as BATCH files: from Arrow columns when the stream and the
+        file allow it, else row by row (which also reports a broken file's line)."""
+        if self.read_columns is not None and files.columnar:
+            from tap_avicenna.columnar import NotColumnar
+
+            try:
+                urls, self.rows = files.from_columns(
+                    self.read_columns(self.ready, self.plan), number, dropped
+                )
+            except (NotColumnar, FileFormatError) as e:
+                self.stream.logger.info("%s: read row by row (%s)", self.ready.job.name, e)
+                self.rows = 0
+            else:
+                self.stream.after_export(self.ready)
+                return urls
+        records = self.records()
+        if dropped:
+            records = ({k: v for k, v in r.items() if k not in dropped} for r in records)
+        return files.from_records(records, number)
+
     def close(self, write_state: bool) -> None:
         """All records are out: mark the window emitted (and write a STATE now, unless
         the SDK writes one after the BATCH message announcing them)."""
@@ -60,30 +84,6 @@ class ExportResult:
         self.bookmarks.remove_pending(self.ready.job.request.key)
         if write_state:
             self.stream.checkpoint()
-
-
-def _batch_writer(
-    stream: Stream, config: BatchConfig
-) -> t.Callable[[t.Iterator[dict[str, t.Any]]], t.Iterator[list[str]]]:
-    """Files of `batch_size` records: JSON lines written here (msgspec, gzip level 1),
-    other formats by singer-sdk's own batcher."""
-    if config.encoding.format != "jsonl":
-        batcher = Batcher(tap_name=stream.tap_name, stream_name=stream.name, batch_config=config)
-        return lambda records: batcher.get_batches(records=records)
-    storage = config.storage
-    gzipped = config.encoding.compression == "gzip"
-    sync_id = f"{stream.tap_name}--{stream.name}-{uuid.uuid4()}"
-    counter = itertools.count(1)
-
-    def files(records: t.Iterator[dict[str, t.Any]]) -> t.Iterator[list[str]]:
-        for chunk in lazy_chunked_generator(records, config.batch_size):
-            name = f"{storage.prefix or ''}{sync_id}-{next(counter)}.json{'.gz' if gzipped else ''}"
-            data = ENCODER.encode_lines(list(chunk))
-            with storage.open(name, "wb") as handle:
-                handle.write(gzip.compress(data, compresslevel=1) if gzipped else data)
-            yield [storage.get_url(name)]
-
-    return files
 
 
 class WindowedExportStream(ExportStream):
@@ -112,7 +112,8 @@ class WindowedExportStream(ExportStream):
         self,
         plans: list[PlannedExport],
         bookmarks: CoverageBookmarks,
-        read: t.Callable[[ReadyExport, PlannedExport], t.Iterator[dict[str, t.Any]]],
+        read: Read,
+        read_columns: ReadColumns | None = None,
     ) -> t.Iterator[ExportResult]:
         """Run the plans' exports and hand each finished one over, in completion order.
 
@@ -130,7 +131,8 @@ class WindowedExportStream(ExportStream):
         requests = [self.request(plan) for plan in plans]
         total = 0
         for ready in self.runner().run(requests, resume=bookmarks.resume_map(), on_created=created):
-            result = ExportResult(self, ready, by_key[ready.job.request.key], bookmarks, read)
+            plan = by_key[ready.job.request.key]
+            result = ExportResult(self, ready, plan, bookmarks, read, read_columns)
             yield result
             total += result.rows
             self.logger.info(
@@ -160,19 +162,18 @@ class WindowedExportStream(ExportStream):
     def get_batches(
         self, batch_config: BatchConfig, context: t.Mapping[str, t.Any] | None = None
     ) -> t.Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
-        """BATCH mode: each export's rows go to files straight from the parsed CSV.
+        """BATCH mode: one BATCH message per export, listing its files.
 
-        A window is closed in state only with the BATCH message of its export's last
-        file (the SDK writes a STATE after each BATCH message), so a STATE never claims
-        rows that are not in a file already announced.
+        The window is closed in state just before that message (the SDK writes a STATE
+        after each BATCH message), so a STATE never claims rows that are not in a file
+        already announced. Deselected fields are left out of the files.
         """
-        files = _batch_writer(self, batch_config)
-        for result in self.exports():
-            previous: list[str] | None = None
-            for manifest in files(result.records()):
-                if previous is not None:
-                    yield batch_config.encoding, previous
-                previous = manifest
-            result.close(write_state=previous is None)  # no file: nothing to announce
-            if previous is not None:
-                yield batch_config.encoding, previous
+        files = BatchFiles(self.tap_name, self.name, batch_config)
+        if files.columnar:
+            files.warm_up()
+        dropped = self._deselected()
+        for number, result in enumerate(self.exports(), start=1):
+            urls = result.write_files(files, number, dropped)
+            result.close(write_state=not urls)  # no file: nothing to announce
+            if urls:
+                yield batch_config.encoding, urls

@@ -55,7 +55,9 @@ def test_given_batch_config_when_synced_then_files_hold_exact_rows_and_state_fol
     run = run_tap(tmp_path, config)
     assert run.returncode == 0, run.stderr[-3000:]
     kinds = [m["type"] for m in run.messages if m.get("stream", STREAM) == STREAM]
-    assert "RECORD" not in kinds and kinds.count("BATCH") > 4
+    assert "RECORD" not in kinds and kinds.count("BATCH") == 4  # one per export
+    batches = [m for m in run.messages if m["type"] == "BATCH"]
+    assert sum(len(m["manifest"]) for m in batches) > 4  # files of at most 1,000 rows
     messages = expand(run.messages)
     rows = expected(simulator, config)
     assert multiset(m["record"] for m in messages if m["type"] == "RECORD"

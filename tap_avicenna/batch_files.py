@@ -1,0 +1,246 @@
+"""BATCH files of one stream: JSON lines (gzip optional) or Parquet, from records or
+straight from Arrow columns.
+
+Files are named per export (`<prefix><tap>--<stream>-<uuid>-<export>-<file>`), so an
+export read again row by row after a columnar attempt overwrites that attempt's files.
+The columnar writer runs three stages at once: a thread reads and converts the CSV and
+builds the JSON text (Arrow releases the GIL), the calling thread hashes row ids (the
+only per-row Python work), another thread writes and compresses the files.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import gzip
+import importlib
+import threading
+import typing as t
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from singer_sdk.batch import Batcher, lazy_chunked_generator
+from singer_sdk.helpers._batch import BatchConfig
+from upath import UPath
+
+from tap_avicenna.streams.base import ENCODER, ROW_ID
+
+if t.TYPE_CHECKING:
+    import pyarrow as pa
+
+    from tap_avicenna.columnar import Columns
+
+    Encoded = tuple[Columns, dict[str, pa.Array], pa.Array]  # columns, JSON texts, canonical
+
+_AHEAD = 3  # batches read, converted and written ahead of the row-id hashing
+_DICTIONARY_TYPES = frozenset({"string", "integer", "boolean", "date"})
+
+
+class BatchFiles:
+    """Writes the BATCH files of one stream's exports."""
+
+    def __init__(self, tap_name: str, stream_name: str, config: BatchConfig) -> None:
+        self.config = config
+        self.format = config.encoding.format
+        self.gzip = config.encoding.compression == "gzip"
+        self.sync_id = f"{tap_name}--{stream_name}-{uuid.uuid4()}"
+        self._batcher = Batcher(tap_name=tap_name, stream_name=stream_name, batch_config=config)
+
+    @property
+    def columnar(self) -> bool:
+        """Formats the columnar writer produces."""
+        return self.format in ("jsonl", "parquet")
+
+    def warm_up(self) -> None:
+        """Import pyarrow (about 0.3 s) in the background while the first exports are
+        created and polled, instead of after the first download."""
+        modules = ["tap_avicenna.columnar"] + (
+            ["pyarrow.parquet"] if self.format == "parquet" else []
+        )
+        threading.Thread(
+            target=lambda: [importlib.import_module(m) for m in modules], daemon=True
+        ).start()
+
+    def _name(self, export_no: int, file_no: int) -> str:
+        extension = ".json" if self.format == "jsonl" else ".parquet"
+        suffix = ".gz" if self.gzip else ""
+        prefix = self.config.storage.prefix or ""
+        return f"{prefix}{self.sync_id}-{export_no}-{file_no}{extension}{suffix}"
+
+    # --- row by row -------------------------------------------------------------------
+
+    def from_records(self, records: t.Iterator[dict[str, t.Any]], export_no: int) -> list[str]:
+        """Files of `batch_size` records: JSON lines written here (msgspec, gzip level 1),
+        other formats by singer-sdk's own batcher."""
+        if self.format != "jsonl":
+            return [url for manifest in self._batcher.get_batches(records) for url in manifest]
+        urls: list[str] = []
+        for number, chunk in enumerate(lazy_chunked_generator(records, self.config.batch_size)):
+            urls.append(
+                self._write(self._name(export_no, number + 1), ENCODER.encode_lines(list(chunk)))
+            )
+        return urls
+
+    def _write(self, name: str, data: bytes) -> str:
+        storage = self.config.storage
+        with storage.open(name, "wb") as handle:
+            handle.write(gzip.compress(data, compresslevel=1) if self.gzip else data)
+        return storage.get_url(name)
+
+    def discard(self, urls: t.Iterable[str]) -> None:
+        """Delete files that will not be announced (a columnar attempt given up)."""
+        storage = self.config.storage
+        root = UPath(storage.root, **storage.params)
+        for url in urls:
+            with contextlib.suppress(OSError):
+                root.joinpath(url.rsplit("/", 1)[-1]).unlink(missing_ok=True)
+
+    # --- columnar ---------------------------------------------------------------------
+
+    def from_columns(
+        self, batches: t.Iterator[Columns], export_no: int, dropped: t.Collection[str] = ()
+    ) -> tuple[list[str], int]:
+        """Files of `batch_size` rows from typed Arrow batches, and the number of rows.
+
+        Row ids are computed from every column; `dropped` columns (deselected) are then
+        left out of the files. If anything fails, the files written so far are deleted.
+        """
+        from tap_avicenna.columnar import canonical_json, json_texts, row_ids
+
+        def read() -> Columns | None:
+            return next(batches, None)
+
+        def encode(read: Future[Columns | None]) -> Encoded | None:
+            columns = read.result()
+            if columns is None:
+                return None
+            texts = json_texts(columns)
+            return columns, texts, canonical_json(texts)
+
+        sink = _FileSink(self, export_no)
+        rows = 0
+        with (
+            ThreadPoolExecutor(1) as reader,
+            ThreadPoolExecutor(1) as encoder,
+            ThreadPoolExecutor(1) as writer,
+        ):
+
+            def next_batch() -> Future[Encoded | None]:
+                return encoder.submit(encode, reader.submit(read))
+
+            ahead = collections.deque(next_batch() for _ in range(_AHEAD))
+            writes: collections.deque[Future[None]] = collections.deque()
+            try:
+                while (item := ahead.popleft().result()) is not None:
+                    ahead.append(next_batch())
+                    columns, texts, canonical = item
+                    ids = row_ids(canonical)
+                    rows += len(ids)
+                    keep = [i for i, name in enumerate(columns.names) if name not in dropped]
+                    writes.append(writer.submit(sink.add, columns, texts, ids, keep))
+                    while len(writes) > _AHEAD:
+                        writes.popleft().result()
+                writes.append(writer.submit(sink.close))
+                for write in writes:
+                    write.result()
+            except BaseException:
+                for pending in (ahead, writes):
+                    for future in pending:
+                        future.cancel()
+                writer.submit(sink.abandon).result()
+                self.discard(sink.urls)
+                raise
+        return sink.urls, rows
+
+
+class _FileSink:
+    """Cuts the rows of consecutive batches into files of `batch_size` rows (one thread)."""
+
+    def __init__(self, files: BatchFiles, export_no: int) -> None:
+        self.files = files
+        self.export_no = export_no
+        self.size = files.config.batch_size
+        self.urls: list[str] = []
+        self._open = contextlib.ExitStack()
+        self._parquet: t.Any = None
+        self._parquet_names: list[str] = []
+        self._lines: list[bytes] = []
+        self._rows = 0  # rows in the current file
+
+    def add(
+        self, columns: Columns, texts: dict[str, pa.Array], ids: pa.Array, keep: list[int]
+    ) -> None:
+        if self._parquet is not None and self._parquet_names != [columns.names[i] for i in keep]:
+            self.close()  # a table of the same ZIP with other columns: files of its own
+        start, total = 0, len(ids)
+        while start < total:
+            take = min(total - start, self.size - self._rows)
+            if self.files.format == "parquet":
+                self._add_parquet(columns, ids, keep, start, take)
+            else:
+                self._add_lines(columns, texts, ids, keep, start, take)
+            self._rows += take
+            start += take
+            if self._rows == self.size:
+                self.close()
+
+    def _add_parquet(
+        self, columns: Columns, ids: pa.Array, keep: list[int], start: int, take: int
+    ) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrays = [columns.arrays[i].slice(start, take) for i in keep] + [ids.slice(start, take)]
+        names = [columns.names[i] for i in keep] + [ROW_ID]
+        batch = pa.record_batch(arrays, names=names)
+        if self._parquet is None:
+            self._parquet_names = names[:-1]
+            name = self.files._name(self.export_no, len(self.urls) + 1)
+            handle = self._open.enter_context(self.files.config.storage.open(name, "wb"))
+            self._parquet = pq.ParquetWriter(
+                handle,
+                batch.schema,
+                compression="gzip" if self.files.gzip else "snappy",
+                # Dictionaries pay off for ids and labels, not for unique values (a third of
+                # the writing time went into dictionaries of row ids and timestamps).
+                use_dictionary=[
+                    columns.names[i] for i in keep if columns.types[i] in _DICTIONARY_TYPES
+                ],
+            )
+            self.urls.append(self.files.config.storage.get_url(name))
+        self._parquet.write_batch(batch)
+
+    def _add_lines(
+        self,
+        columns: Columns,
+        texts: dict[str, pa.Array],
+        ids: pa.Array,
+        keep: list[int],
+        start: int,
+        take: int,
+    ) -> None:
+        from tap_avicenna.columnar import json_lines
+
+        part = {columns.names[i]: texts[columns.names[i]].slice(start, take) for i in keep}
+        self._lines.append(json_lines(part, ids.slice(start, take)))
+
+    def close(self) -> None:
+        """Finish the current file, if any."""
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+            self._open.close()
+        elif self._lines:
+            name = self.files._name(self.export_no, len(self.urls) + 1)
+            self.urls.append(self.files._write(name, b"".join(self._lines)))
+            self._lines = []
+        self._rows = 0
+
+    def abandon(self) -> None:
+        """Close what is open without finishing it (the attempt is given up)."""
+        with contextlib.suppress(Exception):
+            if self._parquet is not None:
+                self._parquet.close()
+        with contextlib.suppress(Exception):
+            self._open.close()
+        self._parquet, self._lines = None, []
