@@ -5,6 +5,7 @@ download URL."""
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -72,6 +74,34 @@ def tap_config(sim: Simulator, **overrides: t.Any) -> dict[str, t.Any]:
     return config
 
 
+def batch_file_rows(url: str) -> list[dict[str, t.Any]]:
+    """The records in one BATCH file (JSON lines, gzip'd or not, or Parquet)."""
+    path = Path(urlsplit(url).path)
+    if ".parquet" in path.name:
+        import pyarrow.parquet as pq
+
+        return t.cast(list[dict[str, t.Any]], pq.read_table(path).to_pylist())
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def expand_batches(messages: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """Messages with each BATCH message replaced by RECORD messages of its files' rows."""
+    out: list[dict[str, t.Any]] = []
+    for message in messages:
+        if message["type"] != "BATCH":
+            out.append(message)
+            continue
+        for url in message["manifest"]:
+            out.extend(
+                {"type": "RECORD", "stream": message["stream"], "record": record}
+                for record in batch_file_rows(url)
+            )
+    return out
+
+
 @dataclass
 class TapRun:
     returncode: int
@@ -80,9 +110,10 @@ class TapRun:
     messages: list[dict[str, t.Any]] = field(default_factory=list)
 
     def records(self, stream: str | None = None) -> list[dict[str, t.Any]]:
+        """RECORD messages' records, and the rows of BATCH messages' files in their place."""
         return [
             m["record"]
-            for m in self.messages
+            for m in expand_batches(self.messages)
             if m["type"] == "RECORD" and (stream is None or m["stream"] == stream)
         ]
 

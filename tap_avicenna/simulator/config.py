@@ -153,6 +153,7 @@ class StudyConfig:
     file_format: str = "zip"
     zip_members: int = 1
     bom: bool = False
+    quote_all: bool = False  # quote every CSV cell (as R's write.csv or csv.QUOTE_ALL do)
     row_order: str = "participant"
     survey_header_style: str = "auto"
 
@@ -183,6 +184,8 @@ class StudyConfig:
             study.zip_members = int(data["zip_members"])
         if "bom" in data:
             study.bom = bool(data["bom"])
+        if "quote_all" in data:
+            study.quote_all = bool(data["quote_all"])
         return study
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from .clock import iso_z, to_ms
 from .config import StudyConfig
 from .data import SensorRequest, participation_table, sensor_knobs, sensor_table
-from .files import encode_csv, gzip_bytes, split_evenly, zip_bytes
+from .files import Row, encode_csv, gzip_bytes, split_evenly, zip_bytes
 from .surveys import SurveyRequest, survey_table
 
 PENDING, PROCESSING, SUCCESS, FAILED, EXPIRED = (
@@ -144,15 +145,18 @@ def render(study: StudyConfig, export: Export, seed: int = 0) -> bytes:
 def _render_sensor(study: StudyConfig, request: SensorRequest, cutoff_ms: int, seed: int) -> bytes:
     knobs = sensor_knobs(study, study.data_sources[request.data_source])
     header, rows = sensor_table(study, request, cutoff_ms, seed)
+
+    def encode(table: Iterable[Row]) -> bytes:
+        return encode_csv(header, table, bom=knobs.bom, plain=True, quote_all=study.quote_all)
+
     if knobs.file_format == "csv":
-        return encode_csv(header, rows, bom=knobs.bom, plain=True)
+        return encode(rows)
     if knobs.file_format == "gzip":
-        return gzip_bytes(encode_csv(header, rows, bom=knobs.bom, plain=True))
+        return gzip_bytes(encode(rows))
     stem = f"study-{request.study_id}-data-source-{request.data_source}"
     if knobs.zip_members == 1:
-        return zip_bytes([(f"{stem}.csv", encode_csv(header, rows, bom=knobs.bom, plain=True))])
+        return zip_bytes([(f"{stem}.csv", encode(rows))])
     parts = split_evenly(list(rows), knobs.zip_members)
     return zip_bytes(
-        (f"{stem}-part-{i}.csv", encode_csv(header, part, bom=knobs.bom, plain=True))
-        for i, part in enumerate(parts, start=1)
+        (f"{stem}-part-{i}.csv", encode(part)) for i, part in enumerate(parts, start=1)
     )

@@ -8,6 +8,7 @@ import io
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
+from typing import Literal
 
 Row = Sequence[str]
 
@@ -21,9 +22,15 @@ _CHUNK = 10_000
 
 
 def encode_csv(
-    header: Row, rows: Iterable[Row], *, bom: bool = False, plain: bool = False
+    header: Row,
+    rows: Iterable[Row],
+    *,
+    bom: bool = False,
+    plain: bool = False,
+    quote_all: bool = False,
 ) -> bytes:
-    """RFC 4180 CSV in UTF-8 with ``\\r\\n`` line ends; minimal quoting.
+    """RFC 4180 CSV in UTF-8 with ``\\r\\n`` line ends; minimal quoting, or every cell
+    quoted with ``quote_all``.
 
     ``plain=True`` promises no cell needs quoting (no comma, quote or line break) and
     takes a much faster path; the header is always written through the csv module.
@@ -32,9 +39,10 @@ def encode_csv(
     if bom:
         out.write("\ufeff".encode())
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\r\n")
+    quoting: Literal[0, 1] = csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL
+    writer = csv.writer(text, lineterminator="\r\n", quoting=quoting)
     writer.writerow(header)
-    if not plain:
+    if not plain or quote_all:
         writer.writerows(rows)
         out.write(text.getvalue().encode("utf-8"))
         return out.getvalue()

@@ -1,18 +1,16 @@
-"""BATCH output: files written straight from the export, and state that only claims rows
-in files already announced."""
+"""BATCH output: files written straight from the export, with exactly the records a
+RECORD sync emits, and state that only claims rows in files already announced."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import typing as t
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from tap_avicenna.simulator import Simulator
-from tests.conftest import multiset, run_tap
+from tap_avicenna.simulator import Simulator, default_config
+from tests.conftest import expand_batches, make_simulator, multiset, run_tap
 from tests.integration.test_resilience import (
     STREAM,
     assert_states_claim_only_emitted,
@@ -20,48 +18,110 @@ from tests.integration.test_resilience import (
     small_config,
 )
 
-
-def expand(messages: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-    """BATCH messages replaced by RECORD messages of the rows in their files."""
-    out: list[dict[str, t.Any]] = []
-    for message in messages:
-        if message["type"] != "BATCH":
-            out.append(message)
-            continue
-        for url in message["manifest"]:
-            data = Path(urlsplit(url).path).read_bytes()
-            if url.endswith(".gz"):
-                data = gzip.decompress(data)
-            out.extend(
-                {"type": "RECORD", "stream": message["stream"], "record": json.loads(line)}
-                for line in data.splitlines()
-            )
-    return out
+ENCODINGS = [("jsonl", "gzip"), ("jsonl", "none"), ("parquet", "none"), ("parquet", "gzip")]
 
 
-@pytest.mark.parametrize("compression", ["gzip", "none"])
-def test_given_batch_config_when_synced_then_files_hold_exact_rows_and_state_follows_them(
-    simulator: Simulator, tmp_path: Path, compression: str
+def batch_config(root: Path, fmt: str, compression: str, size: int = 1000) -> dict[str, t.Any]:
+    root.mkdir(exist_ok=True)
+    return {
+        "encoding": {"format": fmt, "compression": compression},
+        "storage": {"root": root.as_uri(), "prefix": "b-"},
+        "batch_size": size,
+    }
+
+
+def without_time(records: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    return sorted(records, key=lambda r: (r["participant_id"], r["record_time"], r["_row_id"]))
+
+
+@pytest.fixture(scope="module")
+def simulator_module() -> t.Iterator[Simulator]:
+    sim = make_simulator()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture(scope="module")
+def record_run(
+    simulator_module: Simulator, tmp_path_factory: pytest.TempPathFactory
+) -> list[dict[str, t.Any]]:
+    """The records of a RECORD sync of the small configuration."""
+    run = run_tap(tmp_path_factory.mktemp("record"), small_config(simulator_module))
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.records(STREAM)
+
+
+@pytest.mark.parametrize(("fmt", "compression"), ENCODINGS)
+def test_given_batch_config_when_synced_then_files_hold_the_record_syncs_records_and_state_follows(
+    simulator_module: Simulator,
+    record_run: list[dict[str, t.Any]],
+    tmp_path: Path,
+    fmt: str,
+    compression: str,
 ) -> None:
     config = small_config(
-        simulator,
-        batch_config={
-            "encoding": {"format": "jsonl", "compression": compression},
-            "storage": {"root": f"file://{tmp_path}/batches", "prefix": "b-"},
-            "batch_size": 1000,
-        },
+        simulator_module, batch_config=batch_config(tmp_path / "files", fmt, compression)
     )
-    (tmp_path / "batches").mkdir()
     run = run_tap(tmp_path, config)
     assert run.returncode == 0, run.stderr[-3000:]
     kinds = [m["type"] for m in run.messages if m.get("stream", STREAM) == STREAM]
     assert "RECORD" not in kinds and kinds.count("BATCH") == 4  # one per export
     batches = [m for m in run.messages if m["type"] == "BATCH"]
     assert sum(len(m["manifest"]) for m in batches) > 4  # files of at most 1,000 rows
-    messages = expand(run.messages)
-    rows = expected(simulator, config)
-    assert multiset(m["record"] for m in messages if m["type"] == "RECORD"
-                    and m["stream"] == STREAM) == multiset(rows)  # fmt: skip
-    assert assert_states_claim_only_emitted(messages, rows) > 0
+    assert "read row by row" not in run.stderr  # the columnar writer did the work
+    records = run.records(STREAM)
+    # The same records, field for field (row ids included), as the RECORD sync.
+    assert without_time(records) == without_time(record_run)
+    rows = expected(simulator_module, config)
+    assert multiset(records) == multiset(rows)
+    assert assert_states_claim_only_emitted(expand_batches(run.messages), rows) > 0
     marks = run.last_state["bookmarks"][STREAM]["participants"]
     assert set(marks.values()) == {"2025-01-11T00:00:00.000000+00:00"}
+
+
+def test_given_a_deselected_field_when_batched_then_left_out_and_row_ids_unchanged(
+    simulator_module: Simulator, record_run: list[dict[str, t.Any]], tmp_path: Path
+) -> None:
+    config = small_config(
+        simulator_module, batch_config=batch_config(tmp_path / "files", "parquet", "none")
+    )
+    discover = run_tap(tmp_path, config, None, "--discover")
+    catalog = json.loads(discover.stdout)
+    for stream in catalog["streams"]:
+        for entry in stream["metadata"]:
+            if stream["tap_stream_id"] == STREAM and entry["breadcrumb"] == [
+                "properties",
+                "device_id",
+            ]:
+                entry["metadata"]["selected"] = False
+    catalog_path = tmp_path / "catalog.json"
+    catalog_path.write_text(json.dumps(catalog))
+    run = run_tap(tmp_path, config, None, "--catalog", str(catalog_path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = run.records(STREAM)
+    assert records and all("device_id" not in r for r in records)
+    wanted = [{k: v for k, v in r.items() if k != "device_id"} for r in record_run]
+    assert without_time(records) == without_time(wanted)
+
+
+def test_given_quoted_cells_when_batched_then_read_row_by_row_with_the_same_records(
+    record_run: list[dict[str, t.Any]], tmp_path: Path
+) -> None:
+    """A file the columnar reader refuses (every cell quoted) is read row by row: the
+    output is the same, and no file is left that was not announced."""
+    config = default_config()
+    config.studies[1234].quote_all = True
+    sim = make_simulator(config)
+    try:
+        settings = small_config(sim, batch_config=batch_config(tmp_path / "files", "jsonl", "gzip"))
+        run = run_tap(tmp_path, settings)
+    finally:
+        sim.stop()
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr.count("read row by row (the first line is not a plain header") == 4
+    assert without_time(run.records(STREAM)) == without_time(record_run)
+    announced = {url.rsplit("/", 1)[-1] for m in run.messages if m["type"] == "BATCH"
+                 for url in m["manifest"]}  # fmt: skip
+    assert {p.name for p in (tmp_path / "files").iterdir()} == announced

@@ -383,6 +383,7 @@ def test_cases_have_unique_names() -> None:
     assert len({case.id for case in CASES}) == len(CASES)
 
 
+@pytest.mark.parametrize("mode", ["records", "batch"])
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_given_hostile_export_file_when_synced_then_row_kept_or_sync_fails_with_line_and_reason(
     sim: Simulator,
@@ -390,8 +391,17 @@ def test_given_hostile_export_file_when_synced_then_row_kept_or_sync_fails_with_
     catalogs: t.Callable[[dict[str, t.Any]], Path],
     tmp_path: Path,
     case: HostileFile,
+    mode: str,
 ) -> None:
+    """The same outcome with RECORD messages and with BATCH files (Parquet, written from
+    Arrow columns when the file allows it, else row by row)."""
     config = hostile_config(sim, case.settings)
+    if mode == "batch":
+        (tmp_path / "files").mkdir()
+        config["batch_config"] = {
+            "encoding": {"format": "parquet", "compression": "none"},
+            "storage": {"root": (tmp_path / "files").as_uri()},
+        }
     catalog = catalogs(config)
     sim.faults.replace_next_files = [case.build(bombs)] * case.served
     downloads_before = sim.stats()["download"]
