@@ -97,7 +97,7 @@ def read_header(raw: RawTable) -> tuple[list[str], bytes]:
     return [cell.strip().lstrip("\ufeff").strip() for cell in text.split(",")], data[end:]
 
 
-def _chunks(head: bytes, stream: t.Any) -> t.Iterator[bytes]:
+def _chunks(head: bytes, stream: t.Any) -> t.Iterator[memoryview]:
     """The table's bytes after the header in pieces of about `_BLOCK` bytes cut at line
     ends, so each piece parses on its own and memory stays bounded. A quote character
     (quoted fields, which Python's strict csv reader and Arrow's parser treat
@@ -110,11 +110,11 @@ def _chunks(head: bytes, stream: t.Any) -> t.Iterator[bytes]:
             raise NotColumnar("quoted fields")
         if not data:
             if chunk:
-                yield chunk
+                yield memoryview(chunk)
             return
         cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
         if cut:
-            yield chunk[:cut]
+            yield memoryview(chunk)[:cut]  # no copy
         carry = chunk[cut:]
 
 

@@ -339,6 +339,34 @@ def test_given_same_config_when_tap_piped_into_target_postgres_then_same_tables_
                 assert same_ids, f"{table}: the _row_id sets differ"
 
 
+@pytest.mark.parametrize(("fmt", "compression"), [("parquet", "none"), ("jsonl", "gzip")])
+def test_given_batch_config_when_meltano_runs_then_same_tables_and_row_ids_as_record_run(
+    loaded: Loaded, pg: Postgres, tmp_path: Path, fmt: str, compression: str
+) -> None:
+    """BATCH files (sensor streams written from Arrow columns, the others row by row)
+    load the same tables as RECORD messages, row ids included."""
+    pipeline = loaded.pipeline
+    batch_config = {
+        "encoding": {"format": fmt, "compression": compression},
+        "storage": {"root": (tmp_path / "files").as_uri()},
+    }
+    with isolated_names(pg, f"batch{fmt}") as name:
+        batched = Pipeline(pipeline.sim, pg, name, {**SETTINGS, "batch_config": batch_config})
+        done = batched.meltano_run()
+        assert "read row by row" not in done.stderr, done.tail()
+        tables = pg.tables(pipeline.schema)
+        assert pg.tables(name) == tables, done.tail()
+        assert_table_names(pg, name, expected_tables(pipeline.sim, SETTINGS), done)
+        for table in tables:
+            want = table_multiset(pg, pipeline.schema, table)
+            got = table_multiset(pg, name, table)
+            assert got == want, f"{table}: {describe_difference(want, got)}"
+            if "_row_id" in pg.column_types(name, table):
+                assert pg.row_ids(name, table) == pg.row_ids(pipeline.schema, table), table
+        files = list((tmp_path / "files").iterdir())
+        assert any(".parquet" in f.name or f.name.endswith(".json.gz") for f in files), files
+
+
 # --- 3. incremental ------------------------------------------------------------------
 
 
