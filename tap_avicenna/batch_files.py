@@ -14,6 +14,7 @@ import collections
 import contextlib
 import gzip
 import importlib
+import importlib.util
 import threading
 import typing as t
 import uuid
@@ -32,6 +33,7 @@ if t.TYPE_CHECKING:
 
     Encoded = tuple[Columns, dict[str, pa.Array], pa.Array]  # columns, JSON texts, canonical
 
+_HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 _AHEAD = 3  # batches read, converted and written ahead of the row-id hashing
 _DICTIONARY_TYPES = frozenset({"string", "integer", "boolean", "date"})
 
@@ -48,8 +50,9 @@ class BatchFiles:
 
     @property
     def columnar(self) -> bool:
-        """Formats the columnar writer produces."""
-        return self.format in ("jsonl", "parquet")
+        """Whether the columnar writer can write these files (pyarrow is a dependency,
+        but a broken install falls back to JSON lines written row by row)."""
+        return self.format in ("jsonl", "parquet") and _HAS_PYARROW
 
     def warm_up(self) -> None:
         """Import pyarrow (about 0.3 s) in the background while the first exports are

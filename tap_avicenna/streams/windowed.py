@@ -7,6 +7,7 @@ BATCH files.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
@@ -18,7 +19,7 @@ from tap_avicenna.errors import FileFormatError
 from tap_avicenna.exports.job import ExportJob, ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
 from tap_avicenna.exports.runner import ReadyExport
-from tap_avicenna.streams.base import ExportStream
+from tap_avicenna.streams.base import ExportStream, schema_type
 
 if t.TYPE_CHECKING:
     from tap_avicenna.columnar import Columns
@@ -159,6 +160,23 @@ class WindowedExportStream(ExportStream):
             yield from result.records()
             result.close(write_state=True)
 
+    def _faithful(self, config: BatchConfig) -> BatchConfig:
+        """`config`, or JSON lines instead of Parquet for a stream with object fields:
+        Parquet would store free-form objects as structs, adding every key any row has
+        to every row (with null). Each BATCH message names its own encoding."""
+        objects = [name for name, spec in self.schema["properties"].items()
+                   if schema_type(spec) == "object"]  # fmt: skip
+        if config.encoding.format != "parquet" or not objects:
+            return config
+        self.logger.info(
+            "%s: object field(s) %s do not fit Parquet as they are; this stream's BATCH "
+            "files are JSON lines",
+            self.name,
+            ", ".join(objects[:5]),
+        )
+        encoding = BaseBatchFileEncoding(format="jsonl", compression=config.encoding.compression)
+        return dataclasses.replace(config, encoding=encoding)
+
     def get_batches(
         self, batch_config: BatchConfig, context: t.Mapping[str, t.Any] | None = None
     ) -> t.Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
@@ -168,6 +186,7 @@ class WindowedExportStream(ExportStream):
         after each BATCH message), so a STATE never claims rows that are not in a file
         already announced. Deselected fields are left out of the files.
         """
+        batch_config = self._faithful(batch_config)
         files = BatchFiles(self.tap_name, self.name, batch_config)
         if files.columnar:
             files.warm_up()

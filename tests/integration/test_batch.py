@@ -125,3 +125,30 @@ def test_given_quoted_cells_when_batched_then_read_row_by_row_with_the_same_reco
     announced = {url.rsplit("/", 1)[-1] for m in run.messages if m["type"] == "BATCH"
                  for url in m["manifest"]}  # fmt: skip
     assert {p.name for p in (tmp_path / "files").iterdir()} == announced
+
+
+def test_given_parquet_and_a_stream_with_object_fields_when_batched_then_json_lines_same_records(
+    simulator_module: Simulator, tmp_path: Path
+) -> None:
+    """Survey metadata are free-form objects, which Parquet would turn into structs of
+    every key any row has: that stream's files are JSON lines, announced as such."""
+    settings = {
+        "data_sources": [],
+        "participant_ids": None,
+        "surveys": [{"activity_id": 5679, "name": "screen", "columns": ["Q1", "Q3"]}],
+        "export_window_days": 14,
+    }
+    (tmp_path / "r").mkdir()
+    records = run_tap(tmp_path / "r", {**small_config(simulator_module), **settings})
+    config = {
+        **small_config(simulator_module),
+        **settings,
+        "batch_config": batch_config(tmp_path / "files", "parquet", "none"),
+    }
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0 and records.returncode == 0, run.stderr[-3000:]
+    encodings = {m["stream"]: m["encoding"]["format"] for m in run.messages if m["type"] == "BATCH"}
+    assert encodings == {"survey_screen": "jsonl", "participants": "parquet"}
+    got, want = run.records("survey_screen"), records.records("survey_screen")
+    assert got and sorted(got, key=lambda r: r["uuid"]) == sorted(want, key=lambda r: r["uuid"])
+    assert any(isinstance(r.get("q1_metadata"), dict) for r in got)
