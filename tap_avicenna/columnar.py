@@ -218,6 +218,8 @@ def json_text(values: pa.Array, json_type: str) -> pa.Array:
     if json_type == "boolean":
         return pc.if_else(values, "true", "false")
     quoted = pc.binary_join_element_wise('"', values, '"', "")
+    if json_type in ("date-time", "date"):
+        return quoted  # ISO digits and separators: nothing to escape
     escape = pc.match_substring_regex(values, _NEEDS_ESCAPE)
     if pc.any(escape).as_py():
         exact = pa.array([_ENCODE(v).decode() for v in pc.filter(values, escape).to_pylist()])
