@@ -40,7 +40,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "date-time": pa.string(),
     "date": pa.string(),
 }
-_BLOCK = 1 << 20  # bytes of CSV per Arrow batch
+_BLOCK = 512 << 10  # bytes of CSV per Arrow batch (1 MB: +25 MB peak RSS for ~3% speed)
 _HEAD = 1 << 20  # a header line longer than this is left to the row-by-row path
 _ENCODE = msgspec.json.Encoder().encode
 # The fixed-width UTC form `parse_timestamp` returns as is (with `T`), or with `Z` for +00:00.

@@ -275,6 +275,19 @@ def test_given_line_ends_bom_and_blank_lines_when_read_then_same_as_row_path(
     assert columnar_path(path, types) == row_path(path, types)
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_given_a_table_of_several_pieces_when_read_then_rows_cut_nowhere(
+    tmp_path: Path, newline: str
+) -> None:
+    """Tables are read in pieces cut at line ends: a line split across two reads, or a
+    CRLF split between them, still gives each row once and whole."""
+    path, types = sample(tmp_path, 40_000)  # about 2 MB: several pieces
+    path.write_bytes(path.read_bytes().replace(b"\n", newline.encode()))
+    got = columnar_path(path, types)
+    assert len(got) == 40_000 and got == row_path(path, types)
+    assert sum(1 for _ in batches(path, types)) > 2
+
+
 def test_given_zip_and_gzip_when_read_then_each_table_in_order(tmp_path: Path) -> None:
     types = {"a": "integer", "b": "string"}
     archive = tmp_path / "t.zip"
