@@ -30,6 +30,7 @@ if t.TYPE_CHECKING:
     import pyarrow as pa
 
     from tap_avicenna.columnar import Columns
+    from tap_avicenna.hashing import RowIdHasher
 
     Encoded = tuple[Columns, dict[str, pa.Array], pa.Array]  # columns, JSON texts, canonical
 
@@ -47,6 +48,12 @@ class BatchFiles:
         self.gzip = config.encoding.compression == "gzip"
         self.sync_id = f"{tap_name}--{stream_name}-{uuid.uuid4()}"
         self._batcher = Batcher(tap_name=tap_name, stream_name=stream_name, batch_config=config)
+        self._hasher: RowIdHasher | None = None
+
+    def close(self) -> None:
+        """Stop the row-id helper process, if one was started."""
+        if self._hasher is not None:
+            self._hasher.close()
 
     @property
     def columnar(self) -> bool:
@@ -108,7 +115,12 @@ class BatchFiles:
         Row ids are computed from every column; `dropped` columns (deselected) are then
         left out of the files. If anything fails, the files written so far are deleted.
         """
-        from tap_avicenna.columnar import canonical_json, json_texts, row_ids
+        from tap_avicenna.columnar import canonical_json, json_texts
+        from tap_avicenna.hashing import RowIdHasher
+
+        if self._hasher is None:
+            self._hasher = RowIdHasher()
+        hasher = self._hasher
 
         def read() -> Columns | None:
             return next(batches, None)
@@ -137,7 +149,7 @@ class BatchFiles:
                 while (item := ahead.popleft().result()) is not None:
                     ahead.append(next_batch())
                     columns, texts, canonical = item
-                    ids = row_ids(canonical)
+                    ids = hasher.hex_ids(canonical)
                     rows += len(ids)
                     keep = [i for i, name in enumerate(columns.names) if name not in dropped]
                     writes.append(writer.submit(sink.add, columns, texts, ids, keep))

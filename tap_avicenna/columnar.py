@@ -12,12 +12,9 @@ instead: that path names the file and line of a real error.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import typing as t
 from dataclasses import dataclass
-from functools import partial
-from operator import methodcaller
 
 import msgspec
 
@@ -46,8 +43,6 @@ _ENCODE = msgspec.json.Encoder().encode
 # The fixed-width UTC form `parse_timestamp` returns as is (with `T`), or with `Z` for +00:00.
 _UTC_STAMP = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\.\d{6}(\+00:00|Z)$"
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
-_HEX_ID = partial(hashlib.blake2b, digest_size=16)
-_HEXDIGEST = methodcaller("hexdigest")
 
 
 class NotColumnar(Exception):
@@ -271,12 +266,6 @@ def canonical_json(texts: t.Mapping[str, pa.Array]) -> pa.Array:
         null_handling="skip",
     )
     return pc.binary_join_element_wise("{", members, "}", "")
-
-
-def row_ids(canonical: pa.Array) -> pa.Array:
-    """`ExportStream.row_id` of each row: BLAKE2 of its canonical JSON."""
-    data = canonical.cast(pa.binary()).to_pylist()
-    return pa.array(list(map(_HEXDIGEST, map(_HEX_ID, data))), pa.string())
 
 
 def json_lines(texts: t.Mapping[str, pa.Array], ids: pa.Array) -> bytes:

@@ -191,8 +191,11 @@ class WindowedExportStream(ExportStream):
         if files.columnar:
             files.warm_up()
         dropped = self._deselected()
-        for number, result in enumerate(self.exports(), start=1):
-            urls = result.write_files(files, number, dropped)
-            result.close(write_state=not urls)  # no file: nothing to announce
-            if urls:
-                yield batch_config.encoding, urls
+        try:
+            for number, result in enumerate(self.exports(), start=1):
+                urls = result.write_files(files, number, dropped)
+                result.close(write_state=not urls)  # no file: nothing to announce
+                if urls:
+                    yield batch_config.encoding, urls
+        finally:
+            files.close()

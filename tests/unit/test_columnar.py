@@ -26,9 +26,9 @@ from tap_avicenna.columnar import (
     json_texts,
     read_columns,
     read_header,
-    row_ids,
 )
 from tap_avicenna.errors import FileFormatError
+from tap_avicenna.hashing import RowIdHasher, hash_here
 from tap_avicenna.parsing import (
     RowConverter,
     converter_for,
@@ -121,7 +121,7 @@ def columnar_path(path: Path, types: dict[str, str]) -> list[bytes]:
         header, head = read_header(raw)
         for batch in read_columns(raw, normalize_header(header), types, head):
             texts = json_texts(batch)
-            out.append(json_lines(texts, row_ids(canonical_json(texts))))
+            out.append(json_lines(texts, hash_here(canonical_json(texts))))
     return b"".join(out).splitlines(keepends=True)
 
 
@@ -380,3 +380,25 @@ def test_given_a_failure_midway_when_writing_then_files_written_so_far_are_delet
     with pytest.raises(NotColumnar):
         files.from_columns(failing(), export_no=1)
     assert not list((tmp_path / "out").iterdir())
+
+
+# --- row ids in a helper process ------------------------------------------------------------
+
+
+def test_given_batches_when_hashed_by_the_helper_then_the_ids_hashed_here() -> None:
+    values = pa.array([f'{{"a":{i},"s":"é{i}"}}' for i in range(5000)] + ["{}"])
+    with RowIdHasher() as hasher:
+        assert hasher._proc is not None  # the helper runs
+        for part in (values, values.slice(7, 100), values.slice(0, 0)):
+            assert hasher.hex_ids(part).to_pylist() == hash_here(part).to_pylist()
+    assert hash_here(pa.array(['{"a":1}'])).to_pylist() == [ExportStream.row_id({"a": 1})]
+
+
+def test_given_the_helper_dies_when_hashing_then_ids_are_hashed_here() -> None:
+    values = pa.array([f'{{"a":{i}}}' for i in range(100)])
+    with RowIdHasher() as hasher:
+        assert hasher._proc is not None
+        hasher._proc.kill()
+        hasher._proc.wait()
+        assert hasher.hex_ids(values).to_pylist() == hash_here(values).to_pylist()
+        assert hasher._proc is None  # and from then on
