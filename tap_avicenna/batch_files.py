@@ -1,11 +1,11 @@
 """BATCH files of one stream: JSON lines (gzip optional) or Parquet, from records or
 straight from Arrow columns.
 
-Files are named per export (`<prefix><tap>--<stream>-<uuid>-<export>-<file>`), so an
-export read again row by row after a columnar attempt overwrites that attempt's files.
-The columnar writer runs three stages at once: a thread reads and converts the CSV and
-builds the JSON text (Arrow releases the GIL), the calling thread hashes row ids (the
-only per-row Python work), another thread writes and compresses the files.
+Files are named per export (`<prefix><tap>--<stream>-<uuid>-<export>-<file>`). The
+columnar writer runs a pipeline: one thread reads and converts the CSV, one builds the
+JSON text (Arrow releases the GIL in both), the calling thread has the row ids hashed
+by a helper process (`hashing.RowIdHasher`), and one thread writes the files. An
+attempt that fails deletes the files it wrote: none of them was announced.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ class BatchFiles:
 
     @property
     def columnar(self) -> bool:
-        """Whether the columnar writer can write these files (pyarrow is a dependency,
-        but a broken install falls back to JSON lines written row by row)."""
+        """Whether the columnar writer can write these files (pyarrow is a dependency;
+        without it, files are written row by row)."""
         return self.format in ("jsonl", "parquet") and _HAS_PYARROW
 
     def warm_up(self) -> None:
@@ -97,13 +97,13 @@ class BatchFiles:
             handle.write(gzip.compress(data, compresslevel=1) if self.gzip else data)
         return storage.get_url(name)
 
-    def discard(self, urls: t.Iterable[str]) -> None:
+    def discard(self, names: t.Iterable[str]) -> None:
         """Delete files that will not be announced (a columnar attempt given up)."""
         storage = self.config.storage
         root = UPath(storage.root, **storage.params)
-        for url in urls:
+        for name in names:
             with contextlib.suppress(OSError):
-                root.joinpath(url.rsplit("/", 1)[-1]).unlink(missing_ok=True)
+                root.joinpath(name).unlink(missing_ok=True)
 
     # --- columnar ---------------------------------------------------------------------
 
@@ -163,7 +163,7 @@ class BatchFiles:
                     for future in pending:
                         future.cancel()
                 writer.submit(sink.abandon).result()
-                self.discard(sink.urls)
+                self.discard(sink.names)
                 raise
         return sink.urls, rows
 
@@ -176,6 +176,7 @@ class _FileSink:
         self.export_no = export_no
         self.size = files.config.batch_size
         self.urls: list[str] = []
+        self.names: list[str] = []  # of the files opened, for `discard`
         self._open = contextlib.ExitStack()
         self._parquet: t.Any = None
         self._parquet_names: list[str] = []
@@ -210,7 +211,7 @@ class _FileSink:
         batch = pa.record_batch(arrays, names=names)
         if self._parquet is None:
             self._parquet_names = names[:-1]
-            name = self.files._name(self.export_no, len(self.urls) + 1)
+            name = self._next_name()
             handle = self._open.enter_context(self.files.config.storage.open(name, "wb"))
             self._parquet = pq.ParquetWriter(
                 handle,
@@ -239,6 +240,11 @@ class _FileSink:
         part = {columns.names[i]: texts[columns.names[i]].slice(start, take) for i in keep}
         self._lines.append(json_lines(part, ids.slice(start, take)))
 
+    def _next_name(self) -> str:
+        name = self.files._name(self.export_no, len(self.names) + 1)
+        self.names.append(name)
+        return name
+
     def close(self) -> None:
         """Finish the current file, if any."""
         if self._parquet is not None:
@@ -246,7 +252,7 @@ class _FileSink:
             self._parquet = None
             self._open.close()
         elif self._lines:
-            name = self.files._name(self.export_no, len(self.urls) + 1)
+            name = self._next_name()
             self.urls.append(self.files._write(name, b"".join(self._lines)))
             self._lines = []
         self._rows = 0

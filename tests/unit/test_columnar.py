@@ -376,10 +376,12 @@ def test_given_a_failure_midway_when_writing_then_files_written_so_far_are_delet
         yield from batches(path, types)
         raise NotColumnar("quoted fields")
 
-    files = BatchFiles("tap-x", "s", config(tmp_path, "jsonl", "none", 1000))
+    settings = config(tmp_path, "parquet", "none", 1000)
+    settings.storage.prefix = "sub/p-"  # a prefix may name a folder
+    files = BatchFiles("tap-x", "s", settings)
     with pytest.raises(NotColumnar):
         files.from_columns(failing(), export_no=1)
-    assert not list((tmp_path / "out").iterdir())
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
 
 
 # --- row ids in a helper process ------------------------------------------------------------
