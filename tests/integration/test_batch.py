@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tap_avicenna.simulator import Simulator, default_config
-from tests.conftest import expand_batches, make_simulator, multiset, run_tap
+from tests.conftest import batch_file_rows, expand_batches, make_simulator, multiset, run_tap
 from tests.integration.test_resilience import (
     STREAM,
     assert_states_claim_only_emitted,
@@ -152,3 +152,71 @@ def test_given_parquet_and_a_stream_with_object_fields_when_batched_then_json_li
     got, want = run.records("survey_screen"), records.records("survey_screen")
     assert got and sorted(got, key=lambda r: r["uuid"]) == sorted(want, key=lambda r: r["uuid"])
     assert any(isinstance(r.get("q1_metadata"), dict) for r in got)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> t.Iterator[str]:
+    """A local S3 (moto's server) on a free port, with a bucket `batches`."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ).create_bucket(Bucket="batches")  # fmt: skip
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("fmt", "compression"), [("parquet", "none"), ("jsonl", "gzip")])
+def test_given_object_storage_when_batched_then_files_in_the_bucket_hold_the_records(
+    simulator_module: Simulator,
+    record_run: list[dict[str, t.Any]],
+    s3_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fmt: str,
+    compression: str,
+) -> None:
+    """`storage.root` as an `s3://` URL (singer-sdk's fsspec storage, s3fs): the files
+    land in the bucket and hold the RECORD sync's records."""
+    import boto3
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    root = f"s3://batches/{fmt}-{compression}"
+    config = small_config(
+        simulator_module,
+        batch_config={
+            "encoding": {"format": fmt, "compression": compression},
+            "storage": {"root": root, "prefix": "b-"},
+            "batch_size": 1000,
+        },
+    )
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    urls = [u for m in run.messages if m["type"] == "BATCH" and m["stream"] == STREAM
+            for u in m["manifest"]]  # fmt: skip
+    assert urls and all(u.startswith(root + "/b-") for u in urls)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    listed = client.list_objects_v2(Bucket="batches", Prefix=f"{fmt}-{compression}/")
+    keys = {o["Key"] for o in listed.get("Contents", [])}
+    assert {u.removeprefix("s3://batches/") for u in urls} <= keys
+    records = []
+    for url in urls:
+        body = client.get_object(Bucket="batches", Key=url.removeprefix("s3://batches/"))
+        local = tmp_path / url.rsplit("/", 1)[-1]
+        local.write_bytes(body["Body"].read())
+        records += batch_file_rows(local.as_uri())
+    assert without_time(records) == without_time(record_run)
