@@ -3,9 +3,11 @@ RECORD sync emits, and state that only claims rows in files already announced.""
 
 from __future__ import annotations
 
+import gzip
 import json
 import typing as t
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -220,3 +222,57 @@ def test_given_object_storage_when_batched_then_files_in_the_bucket_hold_the_rec
         local.write_bytes(body["Body"].read())
         records += batch_file_rows(local.as_uri())
     assert without_time(records) == without_time(record_run)
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_given_a_quote_deep_in_the_file_when_batched_then_the_files_written_are_replaced(
+    simulator_module: Simulator,
+    s3_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    storage: str,
+) -> None:
+    """The columnar reader meets a quoted cell after some files are written: those files
+    are deleted, the export is read row by row, and only announced files remain."""
+    import boto3
+
+    from tests.integration.test_hostile_files import HEADER, hostile_config, lines, row
+
+    rows = [row(i) for i in range(60_000)]  # ~5 MB in the window: the quote comes after
+    rows[55_000] = rows[55_000].replace("dev1", '"dev1"')  # ~9 pieces, files written
+    simulator_module.faults.replace_next_files = [gzip.compress(lines(HEADER, *rows))]
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    root = "s3://batches/deep-quote" if storage == "s3" else (tmp_path / "files").as_uri()
+    config = hostile_config(simulator_module, {})
+    config["batch_config"] = {  # row by row, Parquet goes through singer-sdk's batcher,
+        "encoding": {"format": "parquet", "compression": "none"},  # under other names
+        "storage": {"root": root},
+        "batch_size": 1000,
+    }
+    catalog = run_tap(tmp_path, config, None, "--discover")
+    streams = json.loads(catalog.stdout)
+    for stream in streams["streams"]:
+        for entry in stream["metadata"]:
+            if entry["breadcrumb"] == []:
+                entry["metadata"]["selected"] = stream["tap_stream_id"] == STREAM
+    (tmp_path / "catalog.json").write_text(json.dumps(streams))
+    run = run_tap(tmp_path, config, None, "--catalog", str(tmp_path / "catalog.json"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "read row by row (quoted fields)" in run.stderr
+    announced = {u for m in run.messages if m["type"] == "BATCH" for u in m["manifest"]}
+    assert len(announced) == 60
+    if storage == "s3":
+        client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+        listed = client.list_objects_v2(Bucket="batches", Prefix="deep-quote/")
+        present = {o["Key"].rsplit("/", 1)[-1] for o in listed.get("Contents", [])}
+    else:
+        present = {p.name for p in (tmp_path / "files").iterdir()}
+        records = [r for u in announced for r in batch_file_rows(u)]
+        assert len(records) == 60_000 and {r["device_id"] for r in records} == {"dev1"}
+    assert present == {unquote(u.rsplit("/", 1)[-1]) for u in announced}
