@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import array
 import contextlib
-import hashlib
 import logging
 import subprocess
 import sys
 import typing as t
-from functools import partial
-from operator import methodcaller
 
 import pyarrow as pa
+
+from tap_avicenna.streams.base import content_id
 
 _WORKER = """
 import hashlib, sys
@@ -42,14 +41,12 @@ except (BrokenPipeError, KeyboardInterrupt):  # the tap is gone or stopping
     pass
 """
 _LOGGER = logging.getLogger("tap-avicenna")
-_HEX_ID = partial(hashlib.blake2b, digest_size=16)
-_HEXDIGEST = methodcaller("hexdigest")
 
 
 def hash_here(canonical: pa.Array) -> pa.Array:
-    """Hex BLAKE2 (16 bytes) of each value, in this process."""
+    """`content_id` of each value, in this process (the helper computes the same)."""
     data = canonical.cast(pa.binary()).to_pylist()
-    return pa.array(list(map(_HEXDIGEST, map(_HEX_ID, data))), pa.string())
+    return pa.array(list(map(content_id, data)), pa.string())
 
 
 class RowIdHasher:

@@ -39,6 +39,11 @@ _SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
 _BULK = 10_000  # records between flushes, counter updates and bookmark progress
 
 
+def content_id(content: bytes) -> str:
+    """The row id of a row's canonical JSON: 16 bytes of BLAKE2, in hex."""
+    return hashlib.blake2b(content, digest_size=16).hexdigest()
+
+
 def json_type(name: str, nullable: bool = True) -> dict[str, t.Any]:
     base, fmt = ("string", "date-time") if name == "date-time" else (name, None)
     if base == "object":
@@ -303,4 +308,4 @@ class ExportStream(Stream):
         """A stable id of a row's content: BLAKE2 of its non-null fields as JSON with
         sorted keys (so column order and columns that are empty here do not matter)."""
         content = _SORTED_ENCODER.encode({k: v for k, v in record.items() if v is not None})
-        return hashlib.blake2b(content, digest_size=16).hexdigest()
+        return content_id(content)
