@@ -153,6 +153,27 @@ def run_tap(
     return TapRun(done.returncode, done.stdout, done.stderr, messages)
 
 
+def catalog_file(
+    tmp_path: Path, config: dict[str, t.Any], stream: str, deselect: t.Sequence[str] = ()
+) -> Path:
+    """The tap's own `--discover` catalog with only `stream` selected, and its `deselect`
+    fields not; written to `tmp_path/discover/catalog.json`."""
+    folder = tmp_path / "discover"
+    folder.mkdir(parents=True, exist_ok=True)
+    found = run_tap(folder, config, None, "--discover")
+    assert found.returncode == 0, found.stderr[-3000:]
+    catalog = json.loads(found.stdout)
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = entry["tap_stream_id"] == stream
+            elif meta["breadcrumb"] in [["properties", name] for name in deselect]:
+                meta["metadata"]["selected"] = False
+    path = folder / "catalog.json"
+    path.write_text(json.dumps(catalog))
+    return path
+
+
 def sensor_exports(sim: Simulator) -> list[dict[str, t.Any]]:
     """The study's sensor exports (not the participation or survey ones)."""
     return [e for e in sim.exports(STUDY_ID) if e["export_type"] == "data_source"]

@@ -4,7 +4,6 @@ RECORD sync emits, and state that only claims rows in files already announced.""
 from __future__ import annotations
 
 import gzip
-import json
 import typing as t
 from pathlib import Path
 from urllib.parse import unquote
@@ -12,7 +11,14 @@ from urllib.parse import unquote
 import pytest
 
 from tap_avicenna.simulator import Simulator, default_config
-from tests.conftest import batch_file_rows, expand_batches, make_simulator, multiset, run_tap
+from tests.conftest import (
+    batch_file_rows,
+    catalog_file,
+    expand_batches,
+    make_simulator,
+    multiset,
+    run_tap,
+)
 from tests.integration.test_resilience import (
     STREAM,
     assert_states_claim_only_emitted,
@@ -89,17 +95,7 @@ def test_given_a_deselected_field_when_batched_then_left_out_and_row_ids_unchang
     config = small_config(
         simulator_module, batch_config=batch_config(tmp_path / "files", "parquet", "none")
     )
-    discover = run_tap(tmp_path, config, None, "--discover")
-    catalog = json.loads(discover.stdout)
-    for stream in catalog["streams"]:
-        for entry in stream["metadata"]:
-            if stream["tap_stream_id"] == STREAM and entry["breadcrumb"] == [
-                "properties",
-                "device_id",
-            ]:
-                entry["metadata"]["selected"] = False
-    catalog_path = tmp_path / "catalog.json"
-    catalog_path.write_text(json.dumps(catalog))
+    catalog_path = catalog_file(tmp_path, config, STREAM, deselect=["device_id"])
     run = run_tap(tmp_path, config, None, "--catalog", str(catalog_path))
     assert run.returncode == 0, run.stderr[-3000:]
     records = run.records(STREAM)
@@ -176,18 +172,9 @@ def s3_endpoint() -> t.Iterator[str]:
         server.stop()
 
 
-@pytest.mark.parametrize(("fmt", "compression"), [("parquet", "none"), ("jsonl", "gzip")])
-def test_given_object_storage_when_batched_then_files_in_the_bucket_hold_the_records(
-    simulator_module: Simulator,
-    record_run: list[dict[str, t.Any]],
-    s3_endpoint: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    fmt: str,
-    compression: str,
-) -> None:
-    """`storage.root` as an `s3://` URL (singer-sdk's fsspec storage, s3fs): the files
-    land in the bucket and hold the RECORD sync's records."""
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> t.Any:
+    """A client of the local S3, whose endpoint and keys the tap gets as AWS_* variables."""
     import boto3
 
     for name, value in {
@@ -197,6 +184,20 @@ def test_given_object_storage_when_batched_then_files_in_the_bucket_hold_the_rec
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
+    return boto3.client("s3", endpoint_url=s3_endpoint)
+
+
+@pytest.mark.parametrize(("fmt", "compression"), [("parquet", "none"), ("jsonl", "gzip")])
+def test_given_object_storage_when_batched_then_files_in_the_bucket_hold_the_records(
+    simulator_module: Simulator,
+    record_run: list[dict[str, t.Any]],
+    s3: t.Any,
+    tmp_path: Path,
+    fmt: str,
+    compression: str,
+) -> None:
+    """`storage.root` as an `s3://` URL (singer-sdk's fsspec storage, s3fs): the files
+    land in the bucket and hold the RECORD sync's records."""
     root = f"s3://batches/{fmt}-{compression}"
     config = small_config(
         simulator_module,
@@ -211,13 +212,12 @@ def test_given_object_storage_when_batched_then_files_in_the_bucket_hold_the_rec
     urls = [u for m in run.messages if m["type"] == "BATCH" and m["stream"] == STREAM
             for u in m["manifest"]]  # fmt: skip
     assert urls and all(u.startswith(root + "/b-") for u in urls)
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    listed = client.list_objects_v2(Bucket="batches", Prefix=f"{fmt}-{compression}/")
+    listed = s3.list_objects_v2(Bucket="batches", Prefix=f"{fmt}-{compression}/")
     keys = {o["Key"] for o in listed.get("Contents", [])}
     assert {u.removeprefix("s3://batches/") for u in urls} <= keys
     records = []
     for url in urls:
-        body = client.get_object(Bucket="batches", Key=url.removeprefix("s3://batches/"))
+        body = s3.get_object(Bucket="batches", Key=url.removeprefix("s3://batches/"))
         local = tmp_path / url.rsplit("/", 1)[-1]
         local.write_bytes(body["Body"].read())
         records += batch_file_rows(local.as_uri())
@@ -227,27 +227,17 @@ def test_given_object_storage_when_batched_then_files_in_the_bucket_hold_the_rec
 @pytest.mark.parametrize("storage", ["local", "s3"])
 def test_given_a_quote_deep_in_the_file_when_batched_then_the_files_written_are_replaced(
     simulator_module: Simulator,
-    s3_endpoint: str,
+    s3: t.Any,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     storage: str,
 ) -> None:
     """The columnar reader meets a quoted cell after some files are written: those files
     are deleted, the export is read row by row, and only announced files remain."""
-    import boto3
-
     from tests.integration.test_hostile_files import HEADER, hostile_config, lines, row
 
     rows = [row(i) for i in range(60_000)]  # ~5 MB in the window: the quote comes after
     rows[55_000] = rows[55_000].replace("dev1", '"dev1"')  # ~9 pieces, files written
     simulator_module.faults.replace_next_files = [gzip.compress(lines(HEADER, *rows))]
-    for name, value in {
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
     root = "s3://batches/deep-quote" if storage == "s3" else (tmp_path / "files").as_uri()
     config = hostile_config(simulator_module, {})
     config["batch_config"] = {  # row by row, Parquet goes through singer-sdk's batcher,
@@ -255,21 +245,14 @@ def test_given_a_quote_deep_in_the_file_when_batched_then_the_files_written_are_
         "storage": {"root": root},
         "batch_size": 1000,
     }
-    catalog = run_tap(tmp_path, config, None, "--discover")
-    streams = json.loads(catalog.stdout)
-    for stream in streams["streams"]:
-        for entry in stream["metadata"]:
-            if entry["breadcrumb"] == []:
-                entry["metadata"]["selected"] = stream["tap_stream_id"] == STREAM
-    (tmp_path / "catalog.json").write_text(json.dumps(streams))
-    run = run_tap(tmp_path, config, None, "--catalog", str(tmp_path / "catalog.json"))
+    catalog = catalog_file(tmp_path, config, STREAM)
+    run = run_tap(tmp_path, config, None, "--catalog", str(catalog))
     assert run.returncode == 0, run.stderr[-3000:]
     assert "read row by row (quoted fields)" in run.stderr
     announced = {u for m in run.messages if m["type"] == "BATCH" for u in m["manifest"]}
     assert len(announced) == 60
     if storage == "s3":
-        client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-        listed = client.list_objects_v2(Bucket="batches", Prefix="deep-quote/")
+        listed = s3.list_objects_v2(Bucket="batches", Prefix="deep-quote/")
         present = {o["Key"].rsplit("/", 1)[-1] for o in listed.get("Contents", [])}
     else:
         present = {p.name for p in (tmp_path / "files").iterdir()}

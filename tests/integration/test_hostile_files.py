@@ -20,8 +20,6 @@ import gzip
 import io
 import json
 import re
-import subprocess
-import sys
 import typing as t
 import zipfile
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ import pytest
 from tap_avicenna.simulator import Simulator
 from tests.conftest import (
     TapRun,
+    catalog_file,
     expected_sensor_rows,
     make_simulator,
     multiset,
@@ -334,23 +333,7 @@ def catalogs(tmp_path_factory: pytest.TempPathFactory) -> t.Callable[[dict[str, 
     def catalog_for(config: dict[str, t.Any]) -> Path:
         key = json.dumps(config["data_sources"], sort_keys=True)
         if key not in made:
-            path = folder / f"catalog-{len(made)}.json"
-            path.with_suffix(".config").write_text(json.dumps(config))
-            command = [sys.executable, "-m", "tap_avicenna", "--discover"]
-            done = subprocess.run(
-                [*command, "--config", str(path.with_suffix(".config"))],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            )
-            catalog = json.loads(done.stdout)
-            for stream in catalog["streams"]:
-                for entry in stream["metadata"]:
-                    if entry["breadcrumb"] == []:
-                        entry["metadata"]["selected"] = stream["tap_stream_id"] == STREAM
-            path.write_text(json.dumps(catalog))
-            made[key] = path
+            made[key] = catalog_file(folder / f"catalog-{len(made)}", config, STREAM)
         return made[key]
 
     return catalog_for

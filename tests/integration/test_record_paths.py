@@ -3,12 +3,11 @@ what the SDK promises: field selection, stream maps, flattening and state."""
 
 from __future__ import annotations
 
-import json
 import typing as t
 from pathlib import Path
 
 from tap_avicenna.simulator import Simulator
-from tests.conftest import run_tap, tap_config
+from tests.conftest import catalog_file, run_tap, tap_config
 
 STREAM = "sensor_gps"
 
@@ -21,22 +20,6 @@ def small(sim: Simulator, **extra: t.Any) -> dict[str, t.Any]:
         end_date="2025-01-05T00:00:00Z",
         **extra,
     )
-
-
-def catalog(tmp_path: Path, config: dict[str, t.Any], deselect: str) -> Path:
-    """The discovered catalog with only STREAM selected and one of its fields not."""
-    (tmp_path / "discover").mkdir()
-    found = run_tap(tmp_path / "discover", config, None, "--discover")
-    entries = json.loads(found.stdout)["streams"]
-    for entry in entries:
-        for meta in entry["metadata"]:
-            if meta["breadcrumb"] == []:
-                meta["metadata"]["selected"] = entry["tap_stream_id"] == STREAM
-            elif meta["breadcrumb"] == ["properties", deselect]:
-                meta["metadata"]["selected"] = False
-    path = tmp_path / "catalog.json"
-    path.write_text(json.dumps({"streams": entries}))
-    return path
 
 
 def test_given_flattening_on_when_synced_then_sdk_loop_writes_the_same_records(
@@ -59,7 +42,7 @@ def test_given_deselected_field_when_synced_then_records_do_not_carry_it(
     simulator: Simulator, tmp_path: Path
 ) -> None:
     config = small(simulator)
-    path = catalog(tmp_path, config, deselect="speed")
+    path = catalog_file(tmp_path, config, STREAM, deselect=["speed"])
     run = run_tap(tmp_path, config, None, "--catalog", str(path))
     assert run.returncode == 0, run.stderr[-2000:]
     records = run.records(STREAM)
