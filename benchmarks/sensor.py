@@ -328,15 +328,7 @@ def batch_section(results: SensorResults) -> Section:
             digits=2,
             key=f"{key}_cpu_seconds",
         )
-        section.add(
-            f"{batch.encoding}: tap peak RSS",
-            run.max_rss_mb,
-            "MB",
-            goal=f"< {RSS_GOAL_MB:.0f} MB",
-            met=run.max_rss_mb < RSS_GOAL_MB,
-            key=f"{key}_peak_rss_mb",
-            digits=1,
-        )
+        _add_peak_rss(section, f"{batch.encoding}: tap peak RSS", run, f"{key}_peak_rss_mb")
     section.notes.append(
         "the goal is for jsonl.gz or Parquet, so it is checked on the faster; files are "
         "written from Arrow columns (pyarrow CSV reader, vectorised conversion and JSON "
@@ -351,16 +343,9 @@ def memory_section(results: SensorResults) -> Section:
     section = Section("memory", "4. Memory scaling: peak RSS of the tap, one export each")
     if small is None or large is None:
         return section
-    goal = f"< {RSS_GOAL_MB:.0f} MB"
     for measure in (small, large):
-        section.add(
-            f"peak RSS, {measure.rows:,} rows",
-            measure.run.max_rss_mb,
-            "MB",
-            goal=goal,
-            met=measure.run.max_rss_mb < RSS_GOAL_MB,
-            key=f"peak_rss_mb_{measure.rows}",
-            digits=1,
+        _add_peak_rss(
+            section, f"peak RSS, {measure.rows:,} rows", measure.run, f"peak_rss_mb_{measure.rows}"
         )
     section.add(
         f"tap records/s, {large.rows:,} rows",
@@ -368,40 +353,46 @@ def memory_section(results: SensorResults) -> Section:
         "rec/s",
         key="large_records_per_second",
     )
-    ratio = large.run.max_rss_bytes / small.run.max_rss_bytes
-    section.add(
-        "RSS large / small",
-        ratio,
-        "x",
-        goal=f"<= {RSS_SCALING_GOAL:.2f} x",
-        met=ratio <= RSS_SCALING_GOAL,
-        key="rss_ratio",
-        digits=3,
-    )
+    _add_rss_ratio(section, "RSS large / small", small.run, large.run, "rss_ratio")
     large_batch = results.large_batch
     small_batch = next(
         (b for b in results.batches if large_batch and b.encoding == large_batch.encoding), None
     )
     if large_batch is not None and small_batch is not None:
-        label = large_batch.encoding
+        label = f"BATCH {large_batch.encoding}"
         run = large_batch.sync.run
-        section.add(
-            f"BATCH {label} peak RSS, {large_batch.sync.rows:,} rows",
-            run.max_rss_mb,
-            "MB",
-            goal=goal,
-            met=run.max_rss_mb < RSS_GOAL_MB,
-            key="batch_peak_rss_mb_large",
-            digits=1,
+        _add_peak_rss(
+            section,
+            f"{label} peak RSS, {large_batch.sync.rows:,} rows",
+            run,
+            "batch_peak_rss_mb_large",
         )
-        batch_ratio = run.max_rss_bytes / small_batch.sync.run.max_rss_bytes
-        section.add(
-            f"BATCH {label} RSS large / small",
-            batch_ratio,
-            "x",
-            goal=f"<= {RSS_SCALING_GOAL:.2f} x",
-            met=batch_ratio <= RSS_SCALING_GOAL,
-            key="batch_rss_ratio",
-            digits=3,
+        _add_rss_ratio(
+            section, f"{label} RSS large / small", small_batch.sync.run, run, "batch_rss_ratio"
         )
     return section
+
+
+def _add_peak_rss(section: Section, label: str, run: TapRun, key: str) -> None:
+    section.add(
+        label,
+        run.max_rss_mb,
+        "MB",
+        goal=f"< {RSS_GOAL_MB:.0f} MB",
+        met=run.max_rss_mb < RSS_GOAL_MB,
+        key=key,
+        digits=1,
+    )
+
+
+def _add_rss_ratio(section: Section, label: str, small: TapRun, large: TapRun, key: str) -> None:
+    ratio = large.max_rss_bytes / small.max_rss_bytes
+    section.add(
+        label,
+        ratio,
+        "x",
+        goal=f"<= {RSS_SCALING_GOAL:.2f} x",
+        met=ratio <= RSS_SCALING_GOAL,
+        key=key,
+        digits=3,
+    )
