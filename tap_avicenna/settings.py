@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import difflib
 import ipaddress
 import re
 import typing as t
@@ -162,6 +163,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.NumberType,
         default=300,
         description="Timeout of one HTTP request.",
+    ),
+    th.Property(
+        "strict_settings",
+        th.BooleanType,
+        default=False,
+        description="Make a setting the tap does not know (a misspelt name) an error "
+        "instead of a warning.",
     ),
 ).to_dict()
 
@@ -361,6 +369,29 @@ def _surveys(raw: t.Any) -> tuple[Survey, ...]:
     return tuple(surveys)
 
 
+def unknown_settings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -> list[str]:
+    """One line per top-level setting that is not in `known`, naming the closest known
+    setting when there is one (`participants_ids` -> `participant_ids`)."""
+    lines = []
+    for name in config:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        lines.append(f"unknown setting '{name}'{hint}")
+    return lines
+
+
+def _check_start_not_future(start: dt.datetime, limit: dt.datetime) -> None:
+    """A `start_date` at or after `limit` (now, or the current minute when `end_date`
+    defaults to it) leaves nothing to export: name `start_date`, not `end_date`."""
+    if start >= limit:
+        raise ConfigError(
+            f"Setting 'start_date' ({start.isoformat()}) is in the future: there is "
+            f"nothing to export before now ({limit.isoformat()})"
+        )
+
+
 def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None) -> Settings:
     """Check the settings beyond what the JSON schema can say; raise ConfigError."""
     for name in ("username", "api_key"):
@@ -372,12 +403,14 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
     if config.get("start_date") in (None, ""):
         raise ConfigError("Setting 'start_date' is required")
     start = _datetime(config, "start_date")
+    now = now or dt.datetime.now(dt.timezone.utc)
     end = (
         _datetime(config, "end_date")
         if config.get("end_date")
         # whole minutes: a run resumed within the minute asks for the same last window
-        else (now or dt.datetime.now(dt.timezone.utc)).replace(second=0, microsecond=0)
+        else now.replace(second=0, microsecond=0)
     )
+    _check_start_not_future(start, end if not config.get("end_date") else now)
     if end <= start:
         raise ConfigError(
             f"Setting 'end_date' ({end.isoformat()}) must be after 'start_date' "

@@ -24,7 +24,13 @@ from tap_avicenna.exports.planner import Period
 from tap_avicenna.exports.repository import AvicennaExportRepository
 from tap_avicenna.exports.runner import ExportRunner
 from tap_avicenna.parsing import Limits
-from tap_avicenna.settings import CONFIG_SCHEMA, Settings, coerce_numbers, parse_settings
+from tap_avicenna.settings import (
+    CONFIG_SCHEMA,
+    Settings,
+    coerce_numbers,
+    parse_settings,
+    unknown_settings,
+)
 from tap_avicenna.streams.participants import ParticipantsStream
 from tap_avicenna.streams.sensor import SensorStream
 from tap_avicenna.streams.survey import SurveyStream
@@ -83,9 +89,32 @@ class TapAvicenna(Tap):
         TapCapabilities.TEST,
     ]
 
+    dynamic_catalog = True  # the streams come from the settings: discovery checks them
+
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The schema check, and settings the tap does not know: a WARNING each, or
+        errors with `strict_settings`; named beside the schema's errors either way (a
+        misspelt name is often why a required setting is missing)."""
         coerce_numbers(self._config)
-        return super()._validate_config(raise_errors=raise_errors)
+        self.append_builtin_config(self.config_jsonschema)
+        unknown = unknown_settings(self._config, self.config_jsonschema["properties"])
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            exc.errors.extend(unknown)
+            raise
+        if unknown and raise_errors and self._config.get("strict_settings") is True:
+            raise ConfigValidationError(
+                "Config validation failed", errors=unknown, schema=self.config_jsonschema
+            )
+        for line in unknown:
+            self.logger.warning(
+                "%s%s: ignored (strict_settings makes it an error; `tap-avicenna --about` "
+                "lists the settings)",
+                line[0].upper(),
+                line[1:],
+            )
+        return errors
 
     @functools.cached_property
     def settings(self) -> Settings:
@@ -180,17 +209,32 @@ class TapAvicenna(Tap):
             raise
 
     @classmethod
+    def from_context(cls, ctx: click.Context, **kwargs: t.Any) -> TapAvicenna:
+        """The tap of an option callback (`--discover`, `--test`), settings checked."""
+        config = ctx.params.get("config")
+        return cls(
+            config=config.config if config else {},
+            parse_env_config=bool(config and config.parse_env),
+            validate_config=True,
+            **kwargs,
+        )
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """`--discover`: every invalid setting in one line (as a sync), not the SDK's
+        one line per error."""
+        if not value:
+            return
+        cls.from_context(ctx, setup_mapper=False).run_discovery()
+        ctx.exit()
+
+    @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """`--test`: one export-list request proves the credentials and the study."""
         if value != "all":
             super().cb_test(ctx, param, value)
             return
-        config = ctx.params.get("config")
-        tap = cls(
-            config=config.config if config else {},
-            parse_env_config=bool(config and config.parse_env),
-            validate_config=True,
-        )
+        tap = cls.from_context(ctx)
         exports = tap.client.list_exports(tap.settings.study_id)
         tap.logger.info(
             "Connection test passed: user '%s' can read study %d (%d export(s) listed)",

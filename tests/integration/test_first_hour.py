@@ -1,0 +1,170 @@
+"""The first hour of a new user (issue 13): every mistake is one line, within seconds.
+
+Each test runs the tap as a subprocess with the mistake and checks its exit code and
+its last stderr line (the single ERROR line, no traceback); where the point is that the
+failure comes before any export, that no export was created and the wall time. The
+README's commands are run by tests/e2e/test_readme_commands.py; meltano.yml's settings
+by tests/unit/test_meltano_yml.py.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from tap_avicenna.simulator import Simulator
+from tests.conftest import TapRun, make_simulator, run_tap, tap_config
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = 5.0
+"""Seconds within which a mistake found at start-up must be reported."""
+
+
+@pytest.fixture(scope="module")
+def sim() -> t.Iterator[Simulator]:
+    simulator = make_simulator()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+def small_config(sim: Simulator, **overrides: t.Any) -> dict[str, t.Any]:
+    """One participant, one data source, two days: one export."""
+    small: dict[str, t.Any] = {
+        "participant_ids": [101],
+        "data_sources": [{"id": 10, "name": "gps"}],
+        "start_date": "2025-01-01T00:00:00Z",
+        "end_date": "2025-01-03T00:00:00Z",
+    }
+    return tap_config(sim, **{**small, **overrides})
+
+
+def timed_run(tmp_path: Path, config: dict[str, t.Any], *args: str) -> tuple[TapRun, float]:
+    started = time.monotonic()
+    run = run_tap(tmp_path, config, None, *args)
+    return run, time.monotonic() - started
+
+
+def last_line(run: TapRun) -> str:
+    lines = run.stderr.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def assert_one_error_last(run: TapRun, *expected: str) -> str:
+    """Exit 1, exactly one ERROR line, it is the last line, it says `expected`."""
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert len(run.error_lines()) == 1, run.stderr[-3000:]
+    line = last_line(run)
+    assert "| ERROR" in line, run.stderr[-3000:]
+    for text in expected:
+        assert text in line, line
+    assert "Traceback" not in run.stderr
+    assert not run.messages, run.stdout[:2000]
+    return line
+
+
+def assert_no_export(sim: Simulator, before: dict[str, t.Any]) -> None:
+    after = sim.stats()
+    for counter in ("create", "filter_create", "download"):
+        assert after[counter] == before[counter], (counter, before[counter], after[counter])
+
+
+def warnings(run: TapRun) -> list[str]:
+    return [line for line in run.stderr.splitlines() if "| WARNING" in line]
+
+
+# --- 2: unknown settings --------------------------------------------------------------
+
+TYPOS = {"participants_ids": [101], "enddate": "2025-01-02", "lookback_day": 1}
+CLOSEST = {
+    "participants_ids": "participant_ids",
+    "enddate": "end_date",
+    "lookback_day": "lookback_days",
+}
+
+
+def test_given_misspelt_settings_when_test_then_each_warned_with_closest_known_setting(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    run, _ = timed_run(tmp_path, small_config(sim, **TYPOS), "--test")
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = warnings(run)
+    for typo, meant in CLOSEST.items():
+        named = [line for line in lines if f"'{typo}'" in line]
+        assert len(named) == 1, lines
+        assert f"did you mean '{meant}'?" in named[0] and "ignored" in named[0], named[0]
+
+
+SDK_KEYS: dict[str, t.Any] = {
+    "stream_maps": {"sensor_gps": {"provider": None}},
+    "stream_map_config": {"salt": "x"},
+    "faker_config": {"seed": 1},
+    "flattening_enabled": False,
+    "flattening_max_depth": 1,
+    "batch_config": None,
+    "strict_settings": True,
+}
+
+
+def test_given_singer_sdk_and_meltano_keys_when_strict_then_known(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    run, _ = timed_run(tmp_path, small_config(sim, **SDK_KEYS), "--test")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not warnings(run), warnings(run)
+
+
+@pytest.mark.parametrize(
+    "mode", [("--test",), ("--discover",), ()], ids=["test", "discover", "sync"]
+)
+def test_given_misspelt_setting_and_strict_settings_when_run_then_one_error_line(
+    sim: Simulator, tmp_path: Path, mode: tuple[str, ...]
+) -> None:
+    before = sim.stats()
+    config = small_config(sim, participants_ids=[101], strict_settings=True)
+    run, seconds = timed_run(tmp_path, config, *mode)
+    assert_one_error_last(
+        run, "unknown setting 'participants_ids' (did you mean 'participant_ids'?)"
+    )
+    assert seconds < QUICK
+    assert_no_export(sim, before)
+
+
+def test_given_misspelt_required_setting_when_sync_then_the_error_names_the_misspelling(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    config = small_config(sim)
+    config["studyid"] = config.pop("study_id")
+    run, _ = timed_run(tmp_path, config)
+    assert_one_error_last(
+        run, "'study_id' is a required property", "unknown setting 'studyid' (did you mean"
+    )
+
+
+# --- 7 and 8: dates and discovery ------------------------------------------------------
+
+
+def test_given_start_date_in_future_when_test_then_named_as_such(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    config = small_config(sim, start_date="2099-01-01T00:00:00Z")
+    del config["end_date"]
+    run, _ = timed_run(tmp_path, config, "--test")
+    line = assert_one_error_last(run, "Setting 'start_date'", "is in the future")
+    assert "end_date" not in line
+
+
+def test_given_several_missing_settings_when_discover_then_all_named_in_one_line(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    config = small_config(sim)
+    for name in ("username", "study_id", "start_date"):
+        del config[name]
+    run, seconds = timed_run(tmp_path, config, "--discover")
+    assert_one_error_last(run, "'username'", "'study_id'", "'start_date'")
+    assert not warnings(run), warnings(run)
+    assert seconds < QUICK
