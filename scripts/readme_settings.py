@@ -1,6 +1,7 @@
 """Keep the documentation generated from the tap equal to it.
 
-- README.md: the settings table, as `tap-avicenna --about --format=markdown` prints it;
+- README.md: the settings table and the known data sources, as
+  `tap-avicenna --about --format=markdown` prints them;
 - meltano.yml: the extractor's `settings:` (name, kind, label, description, default,
   sensitive) from the tap's settings schema (`--about --format=json`).
 
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MELTANO_YML = ROOT / "meltano.yml"
 SETTINGS = "<!-- settings:start -->", "<!-- settings:end -->"
+DATA_SOURCES = "<!-- datasources:start -->", "<!-- datasources:end -->"
 MELTANO_SETTINGS = (
     "    # settings:start (generated from the tap's schema by scripts/readme_settings.py)",
     "    # settings:end",
@@ -62,6 +64,11 @@ def settings_table(markdown: str) -> str:
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     return "\n".join(lines[start:end])
+
+
+def data_sources_section(markdown: str) -> str:
+    """The known data sources of `--about --format=markdown` (text and table)."""
+    return "\n".join(_section(markdown, "Known data sources")).strip()
 
 
 def render(text: str, markers: tuple[str, str], body: str) -> str:
@@ -109,6 +116,7 @@ def updated() -> dict[Path, str]:
     """Each generated file with its generated parts brought up to date."""
     markdown = about("markdown")
     readme = render(README.read_text(), SETTINGS, settings_table(markdown))
+    readme = render(readme, DATA_SOURCES, data_sources_section(markdown))
     meltano = render(MELTANO_YML.read_text(), MELTANO_SETTINGS, meltano_settings(about("json")))
     return {README: readme, MELTANO_YML: meltano}
 

@@ -13,11 +13,19 @@ from types import FrameType
 
 import click
 from singer_sdk import Stream, Tap
+from singer_sdk.about import AboutFormatter
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.plugin_base import SingerCommand
 
+from tap_avicenna.catalogue import (
+    closest_known,
+    data_sources_markdown,
+    data_sources_text,
+    is_known,
+    known_sources,
+)
 from tap_avicenna.client import AvicennaClient
 from tap_avicenna.errors import AvicennaError, ConfigError
 from tap_avicenna.exports.planner import Period
@@ -177,6 +185,7 @@ class TapAvicenna(Tap):
         selected, and the survey streams are shard 0's.
         """
         first_shard = self.settings.shard_index == 0
+        self._warn_unknown_sources()
         participants = ParticipantsStream(self)
         participants.selected_by_default = first_shard
         return [
@@ -185,6 +194,23 @@ class TapAvicenna(Tap):
             *(SurveyStream(self, s) for s in self.settings.surveys if first_shard),
         ]
 
+    def _warn_unknown_sources(self) -> None:
+        for source in self.settings.data_sources:
+            if source.fields or is_known(source.name):
+                continue
+            close = closest_known(source.name)
+            self.logger.warning(
+                "Data source '%s' (id %d) is not in the tap's catalogue, so its columns are "
+                "typed as strings:%s type them with its `fields` (e.g. "
+                '{"id": %d, "name": "%s", "fields": {"<column>": "number"}}); '
+                "`tap-avicenna --about` lists the known names",
+                source.name,
+                source.id,
+                f" did you mean '{close}'? Or" if close else "",
+                source.id,
+                source.name,
+            )
+
     # --- CLI -------------------------------------------------------------------------
 
     @classmethod
@@ -192,6 +218,25 @@ class TapAvicenna(Tap):
         command = super().get_singer_command()
         command.__class__ = _Command
         return command
+
+    @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """singer-sdk's `--about`, followed by the data source names the tap knows and
+        the columns it types for them (JSON: a `data_sources` key)."""
+        output_format = output_format or "text"
+        info = cls._get_about_info()
+        text = AboutFormatter.get_formatter(output_format).format_about(info)
+        if output_format == "json":
+            about = json.loads(text)
+            about["data_sources"] = [
+                {"names": list(source.names), "fields": source.fields} for source in known_sources()
+            ]
+            text = json.dumps(about, indent=2)
+        elif output_format == "markdown":
+            text = f"{text}\n{data_sources_markdown()}"
+        else:
+            text = f"{text}\n{data_sources_text()}"
+        print(text)
 
     @classmethod
     def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:

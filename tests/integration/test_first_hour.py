@@ -9,14 +9,19 @@ by tests/unit/test_meltano_yml.py.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import typing as t
 from pathlib import Path
 
 import pytest
 
+from tap_avicenna.catalogue import known_sources
+from tap_avicenna.parsing import normalize_name
 from tap_avicenna.simulator import Simulator
-from tests.conftest import TapRun, make_simulator, run_tap, tap_config
+from tests.conftest import _OUTPUTS, TapRun, make_simulator, run_tap, tap_config
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = 5.0
@@ -168,3 +173,54 @@ def test_given_several_missing_settings_when_discover_then_all_named_in_one_line
     assert_one_error_last(run, "'username'", "'study_id'", "'start_date'")
     assert not warnings(run), warnings(run)
     assert seconds < QUICK
+
+
+# --- 9: known data source names --------------------------------------------------------
+
+
+def about(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_avicenna", "--about", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    _OUTPUTS.append(("about", done.stdout))
+    return done.stdout
+
+
+def test_given_about_then_every_catalogue_entry_listed_with_typed_fields() -> None:
+    entries = json.loads((ROOT / "tap_avicenna" / "datasources.json").read_text())
+    listed = json.loads(about("--format=json"))["data_sources"]
+    assert len(listed) == len(entries)
+    for entry, shown in zip(entries, listed, strict=True):
+        assert shown["names"][0] == normalize_name(entry["name"])
+        assert set(shown["fields"]) == {normalize_name(f["name"]) for f in entry["fields"]}
+    gps = next(s for s in listed if s["names"] == ["gps"])
+    assert gps["fields"]["lat"] == "number" and gps["fields"]["satellite_time"] == "date-time"
+    for output_format in ((), ("--format=markdown",)):
+        text = about(*output_format)
+        assert "lat (number)" in text, output_format
+        assert all(name in text for source in known_sources() for name in source.names)
+
+
+def test_given_unknown_data_source_name_when_discover_then_warning_suggests_close_name(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    config = small_config(
+        sim,
+        data_sources=[
+            {"id": 10, "name": "location"},
+            {"id": 20, "name": "accelerometer"},
+            {"id": 40, "name": "light", "fields": {"lux": "number"}},
+        ],
+    )
+    run, _ = timed_run(tmp_path, config, "--discover")
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = warnings(run)
+    assert len(lines) == 1, lines  # known names, and names typed by `fields`, are not warned
+    assert "'location'" in lines[0] and "did you mean 'gps'?" in lines[0]
+    assert "strings" in lines[0] and "`fields`" in lines[0]
+    streams = {s["tap_stream_id"]: s for s in json.loads(run.stdout)["streams"]}
+    location = streams["sensor_location"]["schema"]["properties"]
+    assert "lat" not in location  # nothing typed: the file's columns arrive as strings

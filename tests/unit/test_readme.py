@@ -1,4 +1,4 @@
-"""The README's generated table is what `tap-avicenna --about --format=markdown` prints."""
+"""The README's generated parts are what `tap-avicenna --about --format=markdown` prints."""
 
 import importlib.util
 from pathlib import Path
@@ -17,11 +17,14 @@ def readme_settings() -> ModuleType:
     return module
 
 
-def test_given_readme_when_compared_with_about_then_settings_table_current() -> None:
+def test_given_readme_when_compared_with_about_then_settings_and_data_sources_current() -> None:
     module = readme_settings()
     markdown = module.about("markdown")
     table = module.settings_table(markdown)
     assert "| username | True |" in table and "| strict_settings | False |" in table
+    sources = module.data_sources_section(markdown)
+    assert "| `gps` | " in sources and "lat (number)" in sources
     readme = (ROOT / "README.md").read_text()
     rendered = module.render(readme, module.SETTINGS, table)
+    rendered = module.render(rendered, module.DATA_SOURCES, sources)
     assert rendered == readme, "run .venv/bin/python scripts/readme_settings.py"
