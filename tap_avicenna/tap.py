@@ -16,8 +16,9 @@ from singer_sdk import Stream, Tap
 from singer_sdk.about import AboutFormatter
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._util import load_json
 from singer_sdk.helpers.capabilities import TapCapabilities
-from singer_sdk.plugin_base import SingerCommand
+from singer_sdk.plugin_base import SingerCommand, _ConfigInput
 
 from tap_avicenna.catalogue import (
     closest_known,
@@ -39,6 +40,7 @@ from tap_avicenna.settings import (
     parse_settings,
     unknown_settings,
 )
+from tap_avicenna.startup import check_batch_storage, check_writable_folder, read_state_file
 from tap_avicenna.streams.participants import ParticipantsStream
 from tap_avicenna.streams.sensor import SensorStream
 from tap_avicenna.streams.survey import SurveyStream
@@ -153,6 +155,19 @@ class TapAvicenna(Tap):
         )
         sys.exit(128 + signum)
 
+    def check_before_sync(self) -> None:
+        """What would otherwise fail only after exports were created and downloaded:
+        the folders the tap writes to."""
+        check_batch_storage(self.config.get("batch_config"))
+        if self.settings.response_files_dir:
+            folder = self.settings.response_files_dir
+            check_writable_folder("response_files_dir", folder, folder)
+
+    def sync(self) -> None:
+        """`sync_all` after the start-up checks."""
+        self.check_before_sync()
+        self.sync_all()
+
     def export_runner(self) -> ExportRunner:
         s = self.settings
         return ExportRunner(
@@ -217,7 +232,62 @@ class TapAvicenna(Tap):
     def get_singer_command(cls) -> click.Command:
         command = super().get_singer_command()
         command.__class__ = _Command
+        command.help = (
+            "Singer tap for the Avicenna Research Data Export API. With --config alone it "
+            "syncs: RECORD (or BATCH), SCHEMA and STATE messages on stdout, logs on stderr."
+        )
+        options = {p.name: p for p in command.params if isinstance(p, click.Option)}
+        options["discover"].help = (
+            "Write the catalog (participants, and one stream per data source and survey "
+            "of the settings) and exit."
+        )
+        options["test"].help = (
+            "Check the settings, then prove the credentials and the study with one "
+            "request (the study's export list) and exit; --test=schema writes the "
+            "SCHEMA messages instead."
+        )
+        state = options["state"]
+        state.type = click.STRING
+        state.callback = cls.cb_state
+        state.help = (
+            "State to resume from: the last state a target wrote, a STATE message, or "
+            'what `meltano state get` prints ({"singer_state": ...}).'
+        )
         return command
+
+    @classmethod
+    def cb_state(
+        cls, ctx: click.Context, param: click.Parameter, value: str | None
+    ) -> dict[str, t.Any] | None:
+        """`--state`: read and checked at once, so a broken file is one line naming it."""
+        del ctx, param
+        return None if value is None else read_state_file(value)
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        state: dict[str, t.Any] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        """singer-sdk's sync command, with the start-up checks of `sync` and the state
+        already read by `cb_state`."""
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or _ConfigInput()
+        tap = cls(
+            config=config.config,
+            state=state,
+            catalog=None if catalog is None else load_json(catalog.read()),
+            parse_env_config=config.parse_env,
+            validate_config=True,
+        )
+        tap.sync()
 
     @classmethod
     def print_about(cls, output_format: str | None = None) -> None:
@@ -275,11 +345,13 @@ class TapAvicenna(Tap):
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
-        """`--test`: one export-list request proves the credentials and the study."""
+        """`--test`: the start-up checks, then one export-list request proves the
+        credentials and the study."""
         if value != "all":
             super().cb_test(ctx, param, value)
             return
         tap = cls.from_context(ctx)
+        tap.check_before_sync()
         exports = tap.client.list_exports(tap.settings.study_id)
         tap.logger.info(
             "Connection test passed: user '%s' can read study %d (%d export(s) listed)",

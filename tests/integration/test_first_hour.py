@@ -150,6 +150,112 @@ def test_given_misspelt_required_setting_when_sync_then_the_error_names_the_miss
     )
 
 
+# --- 4: folders the tap writes to ------------------------------------------------------
+
+
+def _under_a_file(tmp_path: Path) -> Path:
+    """A folder path that cannot be created, even by root: its parent is a file."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    return blocker / "batches"
+
+
+@pytest.mark.parametrize("mode", [("--test",), ()], ids=["test", "sync"])
+@pytest.mark.parametrize("setting", ["batch_config.storage.root", "response_files_dir"])
+def test_given_unwritable_output_folder_when_run_then_one_line_before_any_export(
+    sim: Simulator, tmp_path: Path, setting: str, mode: tuple[str, ...]
+) -> None:
+    folder = _under_a_file(tmp_path)
+    if setting == "response_files_dir":
+        overrides: dict[str, t.Any] = {"response_files_dir": str(folder)}
+    else:
+        batch = {"encoding": {"format": "jsonl"}, "storage": {"root": folder.as_uri()}}
+        overrides = {"batch_config": batch}
+    before = sim.stats()
+    run, seconds = timed_run(tmp_path, small_config(sim, **overrides), *mode)
+    assert_one_error_last(run, f"Setting '{setting}'", "cannot write there")
+    assert seconds < QUICK
+    assert_no_export(sim, before)
+
+
+def test_given_new_writable_output_folders_when_sync_then_created_and_used(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    root = tmp_path / "new" / "batches"
+    batch = {"encoding": {"format": "jsonl"}, "storage": {"root": root.as_uri()}}
+    run, _ = timed_run(tmp_path, small_config(sim, batch_config=batch))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.records("sensor_gps")
+    written = sorted(p.name for p in root.iterdir())
+    assert written and all(not name.startswith(".tap-avicenna-check") for name in written)
+
+
+# --- 5: the state file -----------------------------------------------------------------
+
+BROKEN_STATES: dict[str, tuple[str, str]] = {
+    "empty": ("", "is empty"),
+    "truncated": (
+        '{"bookmarks": {"sensor_gps": {"participants": {"101": "2025-01',
+        "not valid JSON",
+    ),
+    "a-list": ("[]", "must hold a JSON object"),
+    "bookmark-not-a-time": (
+        '{"bookmarks": {"sensor_gps": {"participants": {"101": "last tuesday"}}}}',
+        "'bookmarks.sensor_gps.participants.101' is not a date-time",
+    ),
+    "export-id-not-a-number": (
+        '{"bookmarks": {"sensor_gps": {"pending_exports": {"k": "12"}}}}',
+        "'bookmarks.sensor_gps.pending_exports.k' must be an export id",
+    ),
+    "bookmarks-not-an-object": ('{"bookmarks": []}', "'bookmarks' must be an object"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_STATES))
+def test_given_broken_state_file_when_sync_then_one_line_naming_the_file(
+    sim: Simulator, tmp_path: Path, case: str
+) -> None:
+    text, reason = BROKEN_STATES[case]
+    state = tmp_path / "state.json"
+    state.write_text(text)
+    before = sim.stats()
+    run, seconds = timed_run(tmp_path, small_config(sim), "--state", str(state))
+    assert_one_error_last(run, f"'{state}'", reason)
+    assert seconds < QUICK
+    assert_no_export(sim, before)
+
+
+def test_given_missing_state_file_when_sync_then_one_line_naming_it(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-state.json"
+    run, _ = timed_run(tmp_path, small_config(sim), "--state", str(missing))
+    assert_one_error_last(run, f"Cannot read state file '{missing}'")
+
+
+@pytest.mark.parametrize("wrapper", ["meltano", "state-message"])
+def test_given_wrapped_state_when_sync_then_it_resumes_like_the_bare_state(
+    sim: Simulator, tmp_path: Path, wrapper: str
+) -> None:
+    """`meltano state get` prints {"singer_state": ...}; a tap's output holds STATE
+    messages: both resume from their bookmarks instead of exporting everything again."""
+    config = small_config(sim, end_date="2025-01-15T00:00:00Z", lookback_days=1)
+    for folder in ("first", "bare"):
+        (tmp_path / folder).mkdir()
+    first = run_tap(tmp_path / "first", config)
+    assert first.returncode == 0, first.stderr[-3000:]
+    state = first.last_state
+    wrapped = {"singer_state": state} if wrapper == "meltano" else {"type": "STATE", "value": state}
+    path = tmp_path / "wrapped.json"
+    path.write_text(json.dumps(wrapped))
+    resumed, _ = timed_run(tmp_path, config, "--state", str(path))
+    bare = run_tap(tmp_path / "bare", config, state)
+    assert resumed.returncode == bare.returncode == 0, resumed.stderr[-3000:]
+    times = [r["record_time"] for r in resumed.records("sensor_gps")]
+    assert times and min(times) >= "2025-01-14"  # the lookback day only, not from the 1st
+    assert len(times) == len(bare.records("sensor_gps")) < len(first.records("sensor_gps"))
+
+
 # --- 7 and 8: dates and discovery ------------------------------------------------------
 
 
@@ -224,3 +330,17 @@ def test_given_unknown_data_source_name_when_discover_then_warning_suggests_clos
     streams = {s["tap_stream_id"]: s for s in json.loads(run.stdout)["streams"]}
     location = streams["sensor_location"]["schema"]["properties"]
     assert "lat" not in location  # nothing typed: the file's columns arrive as strings
+
+
+# --- 10: --help ------------------------------------------------------------------------
+
+
+def test_given_help_then_test_flag_described_as_this_taps_check() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_avicenna", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "one request (the study's export list)" in text
+    assert "sync a single record" not in text
+    assert '{"singer_state": ...}' in text
