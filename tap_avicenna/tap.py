@@ -32,6 +32,7 @@ from tap_avicenna.errors import AvicennaError, ConfigError
 from tap_avicenna.exports.planner import Period
 from tap_avicenna.exports.repository import AvicennaExportRepository
 from tap_avicenna.exports.runner import ExportRunner
+from tap_avicenna.interrupts import Interrupted, InterruptGate
 from tap_avicenna.parsing import Limits
 from tap_avicenna.settings import (
     CONFIG_SCHEMA,
@@ -63,6 +64,9 @@ class _Command(SingerCommand):
         except AvicennaError as exc:
             self.logger.error("%s", exc)
             raise click.exceptions.Exit(1) from None
+        except Interrupted as exc:
+            self.logger.error("%s", exc)
+            raise click.exceptions.Exit(128 + exc.signum) from None
 
     def make_context(self, *args: t.Any, **kwargs: t.Any) -> click.Context:
         with self._one_line_errors():
@@ -144,16 +148,15 @@ class TapAvicenna(Tap):
     def limits(self) -> Limits:
         return Limits(max_expanded_bytes=self.settings.max_uncompressed_file_bytes)
 
+    @functools.cached_property
+    def interrupts(self) -> InterruptGate:
+        return InterruptGate()
+
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """SIGTERM/SIGINT: write the state reached (it claims only rows already
-        emitted) and exit non-zero, so an orchestrator never takes an interrupted
-        sync for a complete one."""
-        del frame
-        self._state_writer.write_state(self.state)
-        self.logger.error(
-            "Interrupted by signal %d: sync incomplete; the last STATE resumes it", signum
-        )
-        sys.exit(128 + signum)
+        """SIGTERM/SIGINT: unwind the sync (`Interrupted`); `sync` then writes the
+        state reached, which claims only rows already emitted, and the CLI exits
+        non-zero, so an orchestrator never takes an interrupted sync for a complete one."""
+        self.interrupts.handle(signum, frame)
 
     def check_before_sync(self) -> None:
         """What would otherwise fail only after exports were created and downloaded:
@@ -164,9 +167,14 @@ class TapAvicenna(Tap):
             check_writable_folder("response_files_dir", folder, folder)
 
     def sync(self) -> None:
-        """`sync_all` after the start-up checks."""
+        """`sync_all` after the start-up checks; an interrupted sync writes its last
+        STATE before the CLI's ERROR line."""
         self.check_before_sync()
-        self.sync_all()
+        try:
+            self.sync_all()
+        except Interrupted as exc:
+            self._state_writer.write_state(self.state)
+            raise Interrupted(exc.signum, "sync incomplete; the last STATE resumes it") from None
 
     def export_runner(self) -> ExportRunner:
         s = self.settings

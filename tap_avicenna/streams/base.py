@@ -161,35 +161,48 @@ class ExportStream(Stream):
 
         Field selection still applies, the replication key's maximum still feeds the
         SDK's bookmark, STATE messages come from the streams (after each file) and the
-        SDK's final state handling runs at the end.
+        SDK's final state handling runs at the end. A signal waits while a record is
+        written and counted, and the records not counted yet are counted however the
+        loop ends, so the final `record_count` METRIC is exact.
         """
         out = sys.stdout.buffer
         encode = ENCODER.encode
         prefix = b'{"type":"RECORD","stream":' + ENCODER.encode(self.name) + b',"record":'
         key = self.replication_key
+        gate = self._tap.interrupts
         counter, timer = self.get_record_counter(), self.get_sync_timer()
-        with counter, timer:
-            self._write_starting_replication_value(None)
-            latest: t.Any = None
-            pending = 0
-            suffix, dropped = self._record_suffix(), self._deselected()
-            records = t.cast(t.Iterator[dict[str, t.Any]], self.get_records(None))
-            for record in records:
-                if dropped:
-                    for name in dropped:
-                        record.pop(name, None)
-                out.write(prefix + encode(record) + suffix)
-                if key is not None:
-                    value = record.get(key)
-                    if value is not None and (latest is None or value > latest):
-                        latest = value
-                pending += 1
-                if pending == _BULK:
+        try:
+            with counter, timer:
+                self._write_starting_replication_value(None)
+                latest: t.Any = None
+                pending = 0
+                suffix, dropped = self._record_suffix(), self._deselected()
+                records = t.cast(t.Iterator[dict[str, t.Any]], self.get_records(None))
+                try:
+                    for record in records:
+                        gate.held = True
+                        if dropped:
+                            for name in dropped:
+                                record.pop(name, None)
+                        out.write(prefix + encode(record) + suffix)
+                        if key is not None:
+                            value = record.get(key)
+                            if value is not None and (latest is None or value > latest):
+                                latest = value
+                        pending += 1
+                        if pending == _BULK:
+                            self._fast_progress(counter, pending, latest)
+                            pending = 0
+                            suffix, dropped = self._record_suffix(), self._deselected()
+                        gate.held = False
+                        if gate.deferred is not None:
+                            gate.release()
+                        yield record
+                finally:
+                    gate.held = True  # the meters log their final figures
                     self._fast_progress(counter, pending, latest)
-                    pending = 0
-                    suffix, dropped = self._record_suffix(), self._deselected()
-                yield record
-            self._fast_progress(counter, pending, latest)
+        finally:
+            gate.release()
         self._finalize_state(self.stream_state)
         self._write_state_message()
 

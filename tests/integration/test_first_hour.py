@@ -10,10 +10,14 @@ by tests/unit/test_meltano_yml.py.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import typing as t
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -344,3 +348,54 @@ def test_given_help_then_test_flag_described_as_this_taps_check() -> None:
     assert "one request (the study's export list)" in text
     assert "sync a single record" not in text
     assert '{"singer_state": ...}' in text
+
+
+# --- 12: SIGINT ------------------------------------------------------------------------
+
+
+def test_given_sigint_mid_sync_then_record_count_metric_exact_and_error_line_last(
+    tmp_path: Path,
+) -> None:
+    """Two weekly exports of 10,080 accelerometer rows each: the signal comes after the
+    first 10,000-record bulk, while records are being written."""
+    sim = make_simulator(processing_delay=0.05)
+    try:
+        config = tap_config(
+            sim,
+            data_sources=[{"id": 20, "name": "accelerometer"}],
+            end_date="2025-01-15T00:00:00Z",
+            participants_per_export=5,
+        )
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(config))
+        command = [sys.executable, "-m", "tap_avicenna", "--config", str(config_path)]
+        env = {**os.environ, "TAP_AVICENNA_LOGLEVEL": "INFO"}
+        with tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+            assert proc.stdout is not None
+            out, seen = [], 0
+            for line in proc.stdout:  # read to the end: nothing is left in a buffer
+                out.append(line)
+                seen += '"stream":"sensor_accelerometer"' in line
+                if seen == 12_345:
+                    proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
+            err.seek(0)
+            stderr = err.read()
+        _OUTPUTS.extend([("stdout", "".join(out)), ("stderr", stderr)])
+        messages = [json.loads(line) for line in out]
+        emitted = Counter(m["stream"] for m in messages if m["type"] == "RECORD")
+        counted: Counter[str] = Counter()
+        for line in stderr.splitlines():
+            if '"metric":"record_count"' in line:
+                point = json.loads(line.split("METRIC: ", 1)[1])
+                counted[point["tags"]["stream"]] += point["value"]
+        assert proc.returncode == 128 + signal.SIGINT, stderr[-3000:]
+        assert emitted["sensor_accelerometer"] >= 12_345
+        assert counted == emitted
+        assert messages[-1]["type"] == "STATE"
+        run = TapRun(proc.returncode, "", stderr)
+        assert len(run.error_lines()) == 1 and "Traceback" not in stderr
+        assert "| ERROR" in last_line(run) and "Interrupted by signal 2" in last_line(run)
+    finally:
+        sim.stop()

@@ -1,0 +1,42 @@
+"""SIGINT/SIGTERM: stop where the records written and the records counted agree.
+
+The signal handler raises `Interrupted`, which unwinds the sync so that every meter
+logs its final figure before the CLI writes the last STATE and its one ERROR line.
+While a record is being written and counted (`held`), the exception waits until the
+record is done (`release`), so that a record is never written without being counted.
+"""
+
+from __future__ import annotations
+
+from types import FrameType
+
+
+class Interrupted(BaseException):
+    """The run was stopped by a signal (a BaseException, like KeyboardInterrupt, so
+    that no `except Exception` takes it for a failure to report)."""
+
+    def __init__(self, signum: int, note: str = "") -> None:
+        super().__init__(f"Interrupted by signal {signum}" + (f": {note}" if note else ""))
+        self.signum = signum
+
+
+class InterruptGate:
+    """Turns SIGINT/SIGTERM into `Interrupted`, at once or at the end of a held record."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self.deferred: int | None = None
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler."""
+        del frame
+        if self.held:
+            self.deferred = signum
+            return
+        raise Interrupted(signum)
+
+    def release(self) -> None:
+        """End a held section: raise the signal that arrived during it, if any."""
+        self.held = False
+        if self.deferred is not None:
+            raise Interrupted(self.deferred)
