@@ -60,3 +60,5 @@ def test_given_dev_environment_then_target_postgres_needs_no_password_variable()
     config = {**postgres["config"], **loaders["target-postgres"]}
     assert (config["host"], config["port"], config["user"]) == ("127.0.0.1", 55432, "tap")
     assert (config["password"], config["database"]) == ("tap", "tapdb")
+    readme = (ROOT / "README.md").read_text()
+    assert "PGTEST_PORT=55432 bash scripts/pg-test.sh start" in readme
