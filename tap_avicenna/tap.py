@@ -117,6 +117,11 @@ class TapAvicenna(Tap):
         sys.exit(128 + signum)
 
     def export_runner(self) -> ExportRunner:
+        """The run's one export runner, shared by every stream."""
+        return self._export_runner
+
+    @functools.cached_property
+    def _export_runner(self) -> ExportRunner:
         s = self.settings
         return ExportRunner(
             AvicennaExportRepository(self.client, s.study_id),
@@ -191,11 +196,13 @@ class TapAvicenna(Tap):
             parse_env_config=bool(config and config.parse_env),
             validate_config=True,
         )
-        exports = tap.client.list_exports(tap.settings.study_id)
+        exports, pages = tap.client.list_exports(tap.settings.study_id)
         tap.logger.info(
-            "Connection test passed: user '%s' can read study %d (%d export(s) listed)",
+            "Connection test passed: user '%s' can read study %d (%d export(s) listed on "
+            "%d page(s))",
             tap.settings.username,
             tap.settings.study_id,
             len(exports),
+            pages,
         )
         ctx.exit()
