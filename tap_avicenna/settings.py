@@ -50,7 +50,9 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "end_date",
         th.DateTimeType,
-        description="Latest record time to extract (exclusive). Default: now (to the minute).",
+        description=(
+            "Latest record time to extract (exclusive). Default, and at most: now (to the minute)."
+        ),
     ),
     th.Property(
         "participant_ids",
@@ -372,12 +374,10 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
     if config.get("start_date") in (None, ""):
         raise ConfigError("Setting 'start_date' is required")
     start = _datetime(config, "start_date")
-    end = (
-        _datetime(config, "end_date")
-        if config.get("end_date")
-        # whole minutes: a run resumed within the minute asks for the same last window
-        else (now or dt.datetime.now(dt.timezone.utc)).replace(second=0, microsecond=0)
-    )
+    # whole minutes: a run resumed within the minute asks for the same last window
+    cap = (now or dt.datetime.now(dt.timezone.utc)).replace(second=0, microsecond=0)
+    # an end_date in the future is capped at now: bookmarks never pass what was exported
+    end = min(_datetime(config, "end_date"), cap) if config.get("end_date") else cap
     if end <= start:
         raise ConfigError(
             f"Setting 'end_date' ({end.isoformat()}) must be after 'start_date' "
