@@ -148,8 +148,8 @@ class ExportRunner:
         def fill() -> bool:
             started = False
             while queue and len(pending) < self.max_concurrent:
-                if any(job.export_id is None for job in pending):
-                    break  # an id to find first: never two unidentified exports at once
+                if any(job.export_id is None or job.guessed for job in pending):
+                    break  # never two unidentified exports at once; a guess is checked first
                 if self._clock() < self._busy_until:
                     break
                 request, attempt = queue.popleft()

@@ -165,6 +165,8 @@ class WindowedExportStream(ExportStream):
             plan = by_key[ready.job.request.key]
             result = ExportResult(self, ready, plan, bookmarks, read, read_columns)
             yield result
+            if ready.rejected is not None:
+                continue
             total += result.rows
             self.logger.info(
                 "%s: %s rows emitted (%s so far in %s)",

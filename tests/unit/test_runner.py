@@ -336,15 +336,16 @@ def test_given_guessed_export_rejected_when_run_then_looks_again_without_creatin
         _foreign(repo)
         repo.hide_next.add(ours.export_id)
 
-    repo = FakeRepository(omit_ids=1, metadata=False, on_create=impostor)
+    repo = FakeRepository(omit_ids=2, metadata=False, on_create=impostor)
     runner = make_runner(repo, [])
     seen = []
-    for ready in runner.run(requests(1)):
+    for ready in runner.run(requests(2)):
         seen.append(ready.job.export_id)
-        if ready.job.export_id == 2:
+        if ready.job.export_id in (2, 4):
             ready.reject("none of its rows belong to participant 101")
-    assert seen == [2, 1]
-    assert (runner.stats.created, runner.stats.rejected) == (1, 1)
+    # no second create while a guess is unchecked: it would leave two exports to find
+    assert seen == [2, 1, 4, 3]
+    assert (runner.stats.created, runner.stats.rejected) == (2, 2)
 
 
 def test_given_known_export_rejected_when_run_then_created_again_and_bounded() -> None:
