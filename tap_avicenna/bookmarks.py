@@ -4,12 +4,14 @@ State of a windowed stream (beside the SDK's own keys), for sensor streams::
 
     "participants": {"101": "2025-01-15T00:00:00.000000+00:00", ...}
     "pending_exports": {"<request key>": <export id>, ...}
+    "data_source_id": 10
 
-and `"covered_until": {"all": ...}` for survey streams. A member's value means: every
-row of that member (participant) with a record time before it has been emitted. It
-only moves when a whole window has been emitted for that member and every earlier
-window of this run has been too, so a STATE never claims a row that was not emitted.
-Members missing from the map (a participant added to the config later) start from
+and `"covered_until": {"all": ...}` and `"activity_id"` for survey streams. A member's
+value means: every row of that member (participant) with a record time before it has
+been emitted. It only moves when a whole window has been emitted for that member and
+every earlier window of this run has been too, so a STATE never claims a row that was
+not emitted. The id the bookmarks are of changing under the same stream name starts
+the stream over. Members missing from the map (a participant added to the config later) start from
 `start_date` without touching the others.
 """
 
@@ -95,6 +97,18 @@ class CoverageBookmarks:
                 old = self.bookmark(member)
                 if old is None or reached > old:
                     marks[str(member)] = iso(reached)
+
+    def bind(self, key: str, value: t.Any) -> t.Any | None:
+        """Record what the coverage is of (`key` = `value`, e.g. the data source id). A
+        different value already recorded drops the coverage, the exports in flight and
+        the SDK's stream-wide bookmark, and is returned; None otherwise."""
+        old = self.state.get(key)
+        self.state[key] = value
+        if old is None or old == value:
+            return None
+        for name in (self.key, PENDING, "replication_key_value"):
+            self.state.pop(name, None)
+        return old
 
     # --- exports in flight -----------------------------------------------------------
 

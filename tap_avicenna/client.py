@@ -1,19 +1,23 @@
 """AvicennaClient: the only module that speaks HTTP to Avicenna.
 
-Auth, retries with backoff (429 honouring Retry-After, 5xx, connection errors) and
-error translation live here. Nothing it logs or raises contains the API key, the
-Authorization header or a download URL: downloads are named by export id only.
+Auth, retries with backoff (429 honouring Retry-After, 5xx, connection errors, HTML
+or other non-JSON answers), the export list's pages and error translation live here.
+Nothing it logs or raises contains the API key, the Authorization header or a
+download URL: downloads are named by export id only (and their host).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import errno
 import logging
 import random
+import re
+import socket
 import time
 import typing as t
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 
@@ -25,7 +29,18 @@ SENSOR_CREATE_PATH = "/api/study/export/create/"
 FILTER_EXPORT_PATH = "/api/v1/filter/export/"
 USER_AGENT = "tap-avicenna"
 MAX_RETRY_AFTER_SECONDS = 600.0
+MAX_LIST_PAGES = 200
+"""Pages of the export list read per poll at most (5,000-20,000 exports at 25-100 a page)."""
+FIRST_CONTACT_ATTEMPTS = 3
+"""Tries of the very first request when the host refuses connections or has no address."""
+FIRST_CONTACT_BACKOFF = 0.5
 _CHUNK = 1024 * 1024
+_BUSY_WORDS = re.compile(
+    r"too many|concurren|already running|in progress|limit|busy|try again later", re.I
+)
+_XML_FIELD = re.compile(r"<(Code|Message)>([^<]{1,200})</\1>")
+_SAFE_TEXT = re.compile(r"[^A-Za-z0-9 .,;:'()-]")
+_NOT_JSON = object()
 
 
 class RetryableError(Exception):
@@ -36,8 +51,27 @@ class DownloadGone(Exception):
     """The export file answered 404/410: it expired and the export must be re-created."""
 
 
+class DownloadRefused(Exception):
+    """A download host other than the API refused the file (401/403): a presigned link
+    that expired, or a file the storage deleted. Not an authentication failure: the API
+    key is never sent there. A fresh link from the list, or a new export, is the cure."""
+
+    def __init__(self, label: str, detail: str) -> None:
+        super().__init__(f"{label}: {detail}")
+        self.detail = detail
+
+
 class BrokenDownload(RetryableError):
     """The body ended early or the connection dropped mid-download."""
+
+
+class ServerBusy(ApiError):
+    """A create refused because too many exports are running (409, 429, or a 400 saying
+    so); `retry_after` is the server's Retry-After in seconds, if it sent one."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def epoch_ms(value: dt.datetime) -> int:
@@ -80,6 +114,8 @@ class AvicennaClient:
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
         self.request_counts: dict[str, int] = {}
+        self.contacted = False  # an HTTP answer came back from api_url at least once
+        self._warned: set[str] = set()
 
     def close(self) -> None:
         self._session.close()
@@ -113,32 +149,66 @@ class AvicennaClient:
             "filter_create", FILTER_EXPORT_PATH, json=body, study_id=body["study_id"]
         )
 
-    def list_exports(self, study_id: int) -> list[dict[str, t.Any]]:
-        """GET the study's export list (a bare array; an envelope is accepted too)."""
-        payload = self._json(
-            "list", "GET", FILTER_EXPORT_PATH, params={"study_id": study_id}, study_id=study_id
-        )
-        if isinstance(payload, dict):
-            for key in ("results", "exports", "data", "items"):
-                if isinstance(payload.get(key), list):
-                    payload = payload[key]
-                    break
-        if not isinstance(payload, list) or not all(isinstance(e, dict) for e in payload):
-            raise ApiError(
-                f"Avicenna answered the export list of study {study_id} with an unexpected "
-                f"shape ({type(payload).__name__}); expected a list of exports"
+    def export_pages(self, study_id: int) -> t.Iterator[list[dict[str, t.Any]]]:
+        """The study's export list, one page at a time.
+
+        A bare array is one page; an envelope (`{"count", "next", "previous",
+        "results"}`, or `exports`/`data`/`items`) is followed through its `next` links,
+        absolute or relative, whatever the paging style (page numbers, limit/offset,
+        cursors), for at most MAX_LIST_PAGES pages. A `next` link on another origin
+        (a proxy's internal host, http for https) is followed on api_url's origin: the
+        API key is never sent anywhere else. A 404 after the first page ends the list
+        (it shrank while being read).
+        """
+        url = self.api_url + FILTER_EXPORT_PATH
+        params: dict[str, t.Any] | None = {"study_id": study_id}
+        fetched: set[str] = set()
+        for number in range(1, MAX_LIST_PAGES + 1):
+            response, payload = self._call(
+                "list", "GET", url, study_id=study_id, params=params, last_page_ok=number > 1
             )
-        return payload
+            if response is None:
+                yield []  # a request made: counted as a page
+                return
+            entries, link = _page(payload, study_id)
+            yield entries
+            if not link:
+                return
+            fetched.add(response.url)
+            url, params = self._next_page(response.url, link), None
+            if url in fetched:
+                self._warn_once(
+                    "loop",
+                    "The export list's next link points back at a page already read; "
+                    "the list ends there",
+                )
+                return
+        self._warn_once(
+            "pages",
+            f"The export list is longer than {MAX_LIST_PAGES} pages; the tap reads the first "
+            f"{MAX_LIST_PAGES} at each poll",
+        )
+
+    def list_exports(self, study_id: int) -> tuple[list[dict[str, t.Any]], int]:
+        """Every entry of the study's export list, and the number of pages read."""
+        entries: list[dict[str, t.Any]] = []
+        pages = 0
+        for page in self.export_pages(study_id):
+            entries.extend(page)
+            pages += 1
+        return entries, pages
 
     def download(self, url: str, dest: t.BinaryIO, *, label: str) -> int:
         """Stream the file at `url` into `dest`; return its size.
 
-        Raises DownloadGone on 404/410 and BrokenDownload when the body is shorter than
-        its Content-Length or the connection drops; `label` (e.g. "export #12") names
-        the file in messages instead of its URL. The Authorization header is sent only
-        to the api_url origin: a download URL elsewhere (a presigned link) gets none.
+        Raises DownloadGone on 404/410, DownloadRefused on 401/403 from a host other
+        than api_url's, and BrokenDownload when the body is shorter than its
+        Content-Length or the connection drops; `label` (e.g. "export #12") names the
+        file in messages instead of its URL. The Authorization header is sent only to
+        the api_url origin: a download URL elsewhere (a presigned link) gets none.
         """
-        headers = {"Authorization": self._auth} if origin(url) == self._origin else {}
+        ours = origin(url) == self._origin
+        headers = {"Authorization": self._auth} if ours else {}
         self._count("download")
         try:
             with self._session.get(
@@ -148,7 +218,13 @@ class AvicennaClient:
                 if status in (404, 410):
                     raise DownloadGone(f"{label}: file is gone (HTTP {status})")
                 if status in (401, 403):
-                    raise self._auth_error(status)
+                    if ours:
+                        raise self._auth_error(status)
+                    raise DownloadRefused(
+                        label,
+                        f"the download host {origin(url)[1]} refused the file "
+                        f"(HTTP {status}{_storage_reason(response)})",
+                    )
                 if status == 429 or status >= 500:
                     raise RetryableError(f"{label}: HTTP {status}")
                 if status >= 400:
@@ -162,7 +238,7 @@ class AvicennaClient:
             # The exception text holds the URL: report its type only.
             raise BrokenDownload(f"{label}: connection failed ({type(exc).__name__})") from None
         except Exception as exc:  # urllib3 ProtocolError etc. carry the URL too
-            if isinstance(exc, (DownloadGone, RetryableError, ApiError)):
+            if isinstance(exc, (DownloadGone, DownloadRefused, RetryableError, ApiError)):
                 raise
             raise BrokenDownload(f"{label}: download failed ({type(exc).__name__})") from None
         if expected is not None and expected.isdigit() and int(expected) != size:
@@ -191,14 +267,35 @@ class AvicennaClient:
     def _count(self, kind: str) -> None:
         self.request_counts[kind] = self.request_counts.get(kind, 0) + 1
 
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            LOGGER.warning("%s", message)
+
+    def _next_page(self, current: str, link: str) -> str:
+        """The absolute URL of a `next` link, on api_url's origin."""
+        target = urljoin(current, link)
+        if origin(target) == self._origin:
+            return target
+        scheme, host, port = origin(target)
+        self._warn_once(
+            "origin",
+            f"The export list's next links point at {scheme}://{host}:{port}, not at api_url's "
+            "origin; they are followed on api_url's origin",
+        )
+        base, parts = urlsplit(self.api_url), urlsplit(target)
+        return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+
     def _created(self, kind: str, path: str, *, study_id: int, **kwargs: t.Any) -> dict[str, t.Any]:
         """A create call's answer as an object, read liberally: the export may sit under
-        `export`/`data`/`result`, or be a one-element list; a success answer that is not
-        JSON at all (empty, text) gives {} -- the export is then found in the list."""
-        response = self._request(kind, "POST", path, study_id=study_id, **kwargs)
-        try:
-            payload = response.json()
-        except ValueError:
+        `export`/`data`/`result`, or be a one-element list; a success answer that is
+        empty or plain text gives {} -- the export is then found in the list. An HTML
+        page (a maintenance or login page) is retried like a 5xx."""
+        response, payload = self._call(
+            kind, "POST", self.api_url + path, study_id=study_id, creating=True, **kwargs
+        )
+        if payload is _NOT_JSON:
+            assert response is not None
             LOGGER.info("POST %s answered HTTP %d without JSON", path, response.status_code)
             return {}
         if isinstance(payload, list) and len(payload) == 1:
@@ -210,57 +307,110 @@ class AvicennaClient:
                 return {**payload, **payload[key]}
         return payload
 
-    def _json(self, kind: str, method: str, path: str, *, study_id: int, **kwargs: t.Any) -> t.Any:
-        response = self._request(kind, method, path, study_id=study_id, **kwargs)
-        content_type = response.headers.get("Content-Type", "")
-        try:
-            return response.json()
-        except ValueError:
-            what = "HTML" if "html" in content_type.lower() else "non-JSON content"
-            raise ApiError(
-                f"Avicenna answered {method} {path} with {what} (HTTP {response.status_code}); "
-                f"is api_url ({self.api_url}) the Avicenna API?"
-            ) from None
+    def _call(
+        self,
+        kind: str,
+        method: str,
+        url: str,
+        *,
+        study_id: int,
+        creating: bool = False,
+        last_page_ok: bool = False,
+        **kwargs: t.Any,
+    ) -> tuple[requests.Response | None, t.Any]:
+        """One API request with retries: (the response, its JSON or _NOT_JSON).
 
-    def _request(
-        self, kind: str, method: str, path: str, *, study_id: int, **kwargs: t.Any
-    ) -> requests.Response:
-        url = self.api_url + path
+        Retried: connection errors, 429, 5xx, and 2xx answers that are HTML (or, for
+        a list, anything but JSON). A create refused because too many exports are
+        running raises ServerBusy at once (the runner waits and keeps fewer pending).
+        With `last_page_ok`, a 404 gives (None, None): a list page past the end.
+        """
+        path = urlsplit(url).path
         headers = {"Authorization": self._auth, "Accept": "application/json"}
         last = ""
         for attempt in range(1, self.max_attempts + 1):
             self._count(kind)
             retry_after: float | None = None
+            quick: float | None = None
             try:
                 response = self._session.request(
                     method, url, headers=headers, timeout=self.request_timeout, **kwargs
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last = f"connection failed ({type(exc).__name__})"
+                quick = self._first_contact(exc, attempt)
             else:
+                self.contacted = True
                 status = response.status_code
+                payload = _json(response)
                 if status < 400:
-                    return response
-                if status in (401, 403):
+                    if payload is not _NOT_JSON:
+                        return response, payload
+                    if creating and not _is_html(response):
+                        return response, payload
+                    last = f"{_what(response)} (HTTP {status})"
+                elif status == 404 and last_page_ok and payload is not _NOT_JSON:
+                    return None, None
+                elif payload is _NOT_JSON and status != 429 and status < 500:
+                    raise ApiError(
+                        f"api_url ({self.api_url}) does not point at the Avicenna API: "
+                        f"{method} {path} answered HTTP {status} with {_what(response)}; "
+                        "check api_url"
+                    )
+                elif status in (401, 403):
                     raise self._auth_error(status)
-                if status == 404:
+                elif status == 404:
                     raise ApiError(
                         f"Study {study_id} was not found at {self.api_url}{path} (HTTP 404), "
                         f"or user '{self.username}' has no access to it"
                     )
-                if status != 429 and status < 500:
+                elif creating and _busy(status, payload):
+                    raise ServerBusy(
+                        f"HTTP {status}: {_short_detail(payload)}",
+                        _retry_after(response.headers.get("Retry-After")),
+                    )
+                elif status != 429 and status < 500:
                     raise ApiError(
                         f"Avicenna refused {method} {path} with HTTP {status}: "
-                        f"{_short_detail(response)}"
+                        f"{_short_detail(payload)}"
                     )
-                last = f"HTTP {status}"
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                else:
+                    last = f"HTTP {status}"
+                    retry_after = _retry_after(response.headers.get("Retry-After"))
             if attempt == self.max_attempts:
                 break
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            delay = quick if quick is not None else max(retry_after or 0.0, self._backoff(attempt))
             LOGGER.warning("%s %s: %s; retry %d in %.1fs", method, path, last, attempt, delay)
             self._sleep(delay)
-        raise ApiError(f"Avicenna {method} {path} failed {self.max_attempts} times, last: {last}")
+        hint = ""
+        if not last.startswith(("HTTP", "connection")):  # HTML or other non-JSON answers
+            hint = f"; is api_url ({self.api_url}) the Avicenna API?"
+        raise ApiError(
+            f"Avicenna {method} {path} failed {self.max_attempts} times, last: {last}{hint}"
+        )
+
+    def _first_contact(self, exc: Exception, attempt: int) -> float | None:
+        """Before anything came back from api_url, fail fast on what retrying cannot fix:
+        a TLS failure at once, a refused connection or an unknown host name after
+        FIRST_CONTACT_ATTEMPTS quick tries (returns the short wait before the next one).
+        Later in a run, the usual retries apply (returns None)."""
+        if self.contacted:
+            return None
+        if isinstance(exc, requests.exceptions.SSLError):
+            raise ApiError(
+                f"Cannot connect to {self.api_url}: the TLS handshake failed "
+                f"({_tls_reason(exc)}); check api_url (https:// for a server that speaks "
+                "plain http, or the other way round?)"
+            ) from None
+        why = _unreachable(exc)
+        if why is None:
+            return None
+        if attempt >= FIRST_CONTACT_ATTEMPTS:
+            raise ApiError(
+                f"Cannot connect to {self.api_url} ({why}): check api_url, and that the "
+                "Avicenna API (or the simulator, tap-avicenna-simulator) is running there"
+            ) from None
+        return FIRST_CONTACT_BACKOFF * attempt
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter."""
@@ -272,6 +422,88 @@ class AvicennaClient:
             f"Avicenna rejected the API key for user '{self.username}' (HTTP {status}): "
             "check the username and api_key settings"
         )
+
+
+def _json(response: requests.Response) -> t.Any:
+    try:
+        return response.json()
+    except ValueError:
+        return _NOT_JSON
+
+
+def _is_html(response: requests.Response) -> bool:
+    if "html" in response.headers.get("Content-Type", "").lower():
+        return True
+    return response.content[:512].lstrip().lower().startswith((b"<!doctype", b"<html", b"<?xml"))
+
+
+def _what(response: requests.Response) -> str:
+    if _is_html(response):
+        return "an HTML page"
+    return "an empty answer" if not response.content.strip() else "non-JSON content"
+
+
+def _page(payload: t.Any, study_id: int) -> tuple[list[dict[str, t.Any]], str | None]:
+    """A list page's entries and its `next` link."""
+    link: t.Any = None
+    if isinstance(payload, dict):
+        link = payload.get("next")
+        if link is None and isinstance(payload.get("links"), dict):
+            link = payload["links"].get("next")
+        for key in ("results", "exports", "data", "items"):
+            if isinstance(payload.get(key), list):
+                payload = payload[key]
+                break
+    if not isinstance(payload, list) or not all(isinstance(e, dict) for e in payload):
+        raise ApiError(
+            f"Avicenna answered the export list of study {study_id} with an unexpected "
+            f"shape ({type(payload).__name__}); expected a list of exports"
+        )
+    return payload, link if isinstance(link, str) and link.strip() else None
+
+
+def _busy(status: int, payload: t.Any) -> bool:
+    """Is this create refusal "too many exports running"?"""
+    if status in (409, 429):
+        return True
+    return status == 400 and bool(_BUSY_WORDS.search(_short_detail(payload)))
+
+
+def _unreachable(exc: Exception) -> str | None:
+    """ "connection refused" or "host name not found" when that is what `exc` is."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, socket.gaierror):
+            return "host name not found"
+        if isinstance(item, ConnectionRefusedError) or (
+            isinstance(item, OSError) and item.errno == errno.ECONNREFUSED
+        ):
+            return "connection refused"
+        stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
+        stack.extend(a for a in item.args if isinstance(a, BaseException))
+    return None
+
+
+def _tls_reason(exc: Exception) -> str:
+    match = re.search(r"\[SSL: [A-Z_]+\][^')\]]*", str(exc))
+    return match.group(0).strip() if match else type(exc).__name__
+
+
+def _storage_reason(response: requests.Response) -> str:
+    """`: AccessDenied, Request has expired` from an object store's XML error body."""
+    try:
+        text = next(response.iter_content(4096), b"").decode("utf-8", "replace")
+    except (requests.RequestException, OSError):  # an unreadable body adds nothing
+        return ""
+    fields = dict(_XML_FIELD.findall(text))
+    parts = [_SAFE_TEXT.sub("", fields.get(k, "")).strip()[:120] for k in ("Code", "Message")]
+    shown = [p for p in parts if p]
+    return ": " + ", ".join(shown) if shown else ""
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -292,15 +524,15 @@ def _retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-def _short_detail(response: requests.Response) -> str:
+def _short_detail(payload: t.Any) -> str:
     """A short, safe description of an error body (JSON `detail`, else its type)."""
-    try:
-        payload = response.json()
-    except ValueError:
+    if payload is _NOT_JSON:
         return "non-JSON error body"
     if isinstance(payload, dict):
-        for key in ("detail", "error", "message"):
+        for key in ("detail", "error", "message", "non_field_errors"):
             detail = payload.get(key)
+            if isinstance(detail, list) and detail and isinstance(detail[0], str):
+                detail = detail[0]
             if isinstance(detail, str):
                 return detail[:200]
     return str(payload)[:200]

@@ -51,7 +51,9 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "end_date",
         th.DateTimeType,
-        description="Latest record time to extract (exclusive). Default: now (to the minute).",
+        description=(
+            "Latest record time to extract (exclusive). Default, and at most: now (to the minute)."
+        ),
     ),
     th.Property(
         "participant_ids",
@@ -383,8 +385,8 @@ def unknown_settings(config: t.Mapping[str, t.Any], known: t.Collection[str]) ->
 
 
 def _check_start_not_future(start: dt.datetime, limit: dt.datetime) -> None:
-    """A `start_date` at or after `limit` (now, or the current minute when `end_date`
-    defaults to it) leaves nothing to export: name `start_date`, not `end_date`."""
+    """A `start_date` at or after `limit` (now, to the minute: `end_date` is capped there)
+    leaves nothing to export: name `start_date`, not `end_date`."""
     if start >= limit:
         raise ConfigError(
             f"Setting 'start_date' ({start.isoformat()}) is in the future: there is "
@@ -403,14 +405,11 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
     if config.get("start_date") in (None, ""):
         raise ConfigError("Setting 'start_date' is required")
     start = _datetime(config, "start_date")
-    now = now or dt.datetime.now(dt.timezone.utc)
-    end = (
-        _datetime(config, "end_date")
-        if config.get("end_date")
-        # whole minutes: a run resumed within the minute asks for the same last window
-        else now.replace(second=0, microsecond=0)
-    )
-    _check_start_not_future(start, end if not config.get("end_date") else now)
+    # whole minutes: a run resumed within the minute asks for the same last window
+    cap = (now or dt.datetime.now(dt.timezone.utc)).replace(second=0, microsecond=0)
+    _check_start_not_future(start, cap)
+    # an end_date in the future is capped at now: bookmarks never pass what was exported
+    end = min(_datetime(config, "end_date"), cap) if config.get("end_date") else cap
     if end <= start:
         raise ConfigError(
             f"Setting 'end_date' ({end.isoformat()}) must be after 'start_date' "

@@ -177,6 +177,11 @@ class TapAvicenna(Tap):
             raise Interrupted(exc.signum, "sync incomplete; the last STATE resumes it") from None
 
     def export_runner(self) -> ExportRunner:
+        """The run's one export runner, shared by every stream."""
+        return self._export_runner
+
+    @functools.cached_property
+    def _export_runner(self) -> ExportRunner:
         s = self.settings
         return ExportRunner(
             AvicennaExportRepository(self.client, s.study_id),
@@ -360,11 +365,13 @@ class TapAvicenna(Tap):
             return
         tap = cls.from_context(ctx)
         tap.check_before_sync()
-        exports = tap.client.list_exports(tap.settings.study_id)
+        exports, pages = tap.client.list_exports(tap.settings.study_id)
         tap.logger.info(
-            "Connection test passed: user '%s' can read study %d (%d export(s) listed)",
+            "Connection test passed: user '%s' can read study %d (%d export(s) listed on "
+            "%d page(s))",
             tap.settings.username,
             tap.settings.study_id,
             len(exports),
+            pages,
         )
         ctx.exit()

@@ -61,3 +61,10 @@ def download_export(
             path.unlink()
         raise
     raise AssertionError("unreachable")
+
+
+def empty_export(job: ExportJob, directory: str | None = None) -> Path:
+    """An empty file standing for an export without data (`Success` without a file)."""
+    fd, name = tempfile.mkstemp(prefix=f"tap-avicenna-{job.export_id}-", dir=directory)
+    os.close(fd)
+    return Path(name)

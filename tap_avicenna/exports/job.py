@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import time
 import typing as t
 from dataclasses import dataclass, field
 
 from tap_avicenna.client import epoch_ms
-from tap_avicenna.exports.status import ExportStatus, classify
+from tap_avicenna.exports.status import ExportStatus, classify, status_label
+
+_FILTER_KINDS = ("PARTICIPATION", "ACTIVITY_RESPONSE")
+
+
+class Match(enum.Enum):
+    """How a listed export compares with a request, on what the list shows of it."""
+
+    NO = "no"  # something shown disagrees
+    UNKNOWN = "unknown"  # the list shows nothing to compare
+    YES = "yes"  # something shown agrees, and nothing disagrees
 
 
 @dataclass(frozen=True)
@@ -24,35 +35,58 @@ class ExportRequest:
     participant_ids: tuple[int, ...] = ()
     body: dict[str, t.Any] | None = field(default=None, hash=False, compare=False)
 
-    def matches(self, listed: ListedExport) -> bool:
-        """Could this listed export be the one created for this request?
+    def match(self, listed: ListedExport) -> Match:
+        """Compare with a listed export on every field the list shows.
 
-        Used when a create response carries no id: every field the list shows must
-        agree; fields it does not show are not held against it.
+        A create answer without an id is only resolved to an export on YES (or, where
+        the list shows nothing at all, by the runner's stricter rule), and an export
+        id from state is only resumed when this is not NO.
         """
         if self.body is not None:
+            kind = str(self.body.get("filter") or "").upper()
+            checks = [
+                listed.data_source is None,
+                listed.start_ms is None and listed.end_ms is None,
+                listed.participant_ids is None,
+            ]
+            if not all(checks):
+                return Match.NO
+            agree: list[bool] = []
+            if listed.kind is not None:
+                agree.append(listed.kind == kind)
+            if listed.activity_id is not None:
+                agree.append(listed.activity_id == self.body.get("activity_id"))
+        else:
+            if listed.activity_id is not None or listed.kind in _FILTER_KINDS:
+                return Match.NO
+            agree = []
             if listed.data_source is not None:
-                return False
-            wanted = self.body.get("activity_id")
-            return listed.activity_id is None or wanted is None or listed.activity_id == wanted
-        if listed.data_source is not None and listed.data_source != self.data_source_id:
-            return False
-        if listed.activity_id is not None:
-            return False
-        if self.start and listed.start_ms not in (None, epoch_ms(self.start)):
-            return False
-        if self.end and listed.end_ms not in (None, epoch_ms(self.end)):
-            return False
-        return listed.participant_ids is None or (
-            tuple(sorted(listed.participant_ids)) == self.participant_ids
-        )
+                agree.append(listed.data_source == self.data_source_id)
+            if self.start is not None and listed.start_ms is not None:
+                agree.append(listed.start_ms == epoch_ms(self.start))
+            if self.end is not None and listed.end_ms is not None:
+                agree.append(listed.end_ms == epoch_ms(self.end))
+            if listed.participant_ids is not None:
+                agree.append(tuple(sorted(listed.participant_ids)) == self.participant_ids)
+        if not agree:
+            return Match.UNKNOWN
+        return Match.YES if all(agree) else Match.NO
+
+
+@dataclass(frozen=True)
+class Created:
+    """What a create call answered: the export's list key (`study_specific_id`), or
+    only a reference (`id`) that the list may show as either field, or neither."""
+
+    export_id: int | None = None
+    ref: int | None = None
 
 
 @dataclass
 class ListedExport:
     """One entry of the study's export list, read liberally."""
 
-    export_id: int
+    export_id: int  # the list key: study_specific_id, else id
     label: str
     status: ExportStatus
     content: str | None = field(repr=False)  # a download URL: never logged
@@ -61,17 +95,18 @@ class ListedExport:
     start_ms: int | None = None
     end_ms: int | None = None
     participant_ids: list[int] | None = None
+    pk: int | None = None  # the entry's `id` field, when it has one
+    kind: str | None = None  # PARTICIPATION, ACTIVITY_RESPONSE, DATA_SOURCE, ...
 
     @classmethod
     def from_json(cls, entry: dict[str, t.Any]) -> ListedExport | None:
-        export_id = _int(entry.get("study_specific_id", entry.get("id")))
+        pk = _int(entry.get("id"))
+        export_id = _int(entry.get("study_specific_id"))
+        if export_id is None:
+            export_id = pk
         if export_id is None:
             return None
-        raw_status = entry.get("status")
-        if isinstance(raw_status, dict):
-            label = raw_status.get("label", raw_status.get("name", raw_status.get("id")))
-        else:
-            label = raw_status if raw_status is not None else entry.get("status_label")
+        label = status_label(entry)
         content = next(
             (
                 entry[k]
@@ -80,16 +115,17 @@ class ListedExport:
             ),
             None,
         )
-        status = classify(label)
-        if status is ExportStatus.SUCCESS and not content:
-            status = ExportStatus.PENDING  # ready only once there is something to fetch
         participants = entry.get("participant_ids")
         if isinstance(participants, str):
             participants = [p for p in participants.split(",") if p.strip()]
+        kind = next(
+            (entry[k] for k in ("export_type", "filter", "type") if isinstance(entry.get(k), str)),
+            None,
+        )
         return cls(
             export_id=export_id,
-            label=str(label),
-            status=status,
+            label=label,
+            status=classify(label),
             content=content,
             data_source=_int(entry.get("data_source")),
             activity_id=_int(entry.get("activity_id")),
@@ -100,6 +136,8 @@ class ListedExport:
                 if isinstance(participants, list)
                 else None
             ),
+            pk=pk,
+            kind=kind.strip().upper() if kind and kind.strip() else None,
         )
 
 
@@ -122,17 +160,19 @@ class ExportJob:
     request: ExportRequest
     attempt: int = 1
     export_id: int | None = None
-    created_at: float = field(default_factory=time.monotonic)
+    created_at: float = field(default_factory=time.monotonic)  # on the runner's clock
     known_before: frozenset[int] = frozenset()  # ids listed before a create without id
+    ref: int | None = None  # a create answer's `id`, matched on either list field
     label: str = "created"
     resumed: bool = False
+    guessed: bool = False  # adopted from the list without the create naming it
     failed: bool = False
     pending_age: float = 0.0  # seconds since creation when last listed as not ready
+    empty_since: float | None = None  # when first listed as Success without a file
+    empty_polls: int = 0
+    refusals: int = 0  # downloads the download host refused
 
     @property
     def name(self) -> str:
         ref = f"#{self.export_id}" if self.export_id is not None else "(id pending)"
         return f"export {ref} [{self.request.label}]"
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.created_at

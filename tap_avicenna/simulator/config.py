@@ -24,6 +24,14 @@ PARTICIPANT_STATUSES = ("active", "dropped")
 ROW_ORDERS = ("participant", "time")
 SURVEY_HEADER_STYLES = ("auto", "dashboard")
 PRESETS = ("default", "churn")
+LIST_ORDERS = ("newest", "oldest")
+PAGINATIONS = ("page", "limit_offset")
+NEXT_LINKS = ("absolute", "relative")
+CREATE_ANSWERS = ("full", "id_only", "none")
+LIST_METADATA = ("full", "none")
+STATUS_FORMATS = ("object", "label", "number")
+BUSY_STATUSES = (409, 429, 400)
+EXPIRED_STATUSES = (404, 410, 403)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -198,7 +206,9 @@ class Faults:
 
     error_rate: float = 0.0
     error_statuses: list[int] = field(default_factory=lambda: [429, 500, 502, 503])
-    retry_after: int | None = 1
+    retry_after: int | str | None = 1
+    """Retry-After of injected 429s and of busy refusals with 429: seconds, or an HTTP
+    date as text (a date in the past is allowed), or None for no header."""
     fail_next_exports: int = 0
     fail_data_sources: set[int] = field(default_factory=set)
     never_finish_next_exports: int = 0
@@ -212,6 +222,18 @@ class Faults:
     status_label_case: str | None = None
     replace_next_files: list[bytes] = field(default_factory=list)
     """Bytes served instead of the next downloads' rendered files (hostile-file tests)."""
+    html_next_creates: int = 0
+    """Creates answered 200 with an HTML maintenance page (no export is created)."""
+    html_next_lists: int = 0
+    """List requests answered 200 with an HTML maintenance page."""
+    expire_next_links: int = 0
+    """Downloads answered 403 with an object store's "Request has expired" XML (the
+    list hands out a fresh link next time)."""
+    impostor_next_creates: int = 0
+    """Creates that also create someone else's export just after (a sensor export of the
+    same data source and window for participants not requested; for a filter export, a
+    sensor export of all participants), and leave the requested one out of the next list
+    answer: the only new export is then the impostor."""
 
     COUNTERS: ClassVar[tuple[str, ...]] = (
         "fail_next_exports",
@@ -222,6 +244,10 @@ class Faults:
         "omit_id_next_creates",
         "hide_next_list_entries",
         "unknown_label_next_exports",
+        "html_next_creates",
+        "html_next_lists",
+        "expire_next_links",
+        "impostor_next_creates",
     )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -260,7 +286,7 @@ class Faults:
                 if not 0.0 <= value <= 1.0:
                     raise ValueError("error_rate must be between 0 and 1")
             elif name == "retry_after":
-                value = None if value is None else int(value)
+                value = value if value is None or isinstance(value, str) else int(value)
             elif name == "status_label_case":
                 if value not in (None, "lower", "upper"):
                     raise ValueError("status_label_case must be null, 'lower' or 'upper'")
@@ -292,7 +318,23 @@ SETTINGS = (
     "download_origin",
     "reject_auth_on_download_origin",
     "log_requests",
+    "page_size",
+    "list_order",
+    "pagination",
+    "next_links",
+    "history_exports",
+    "presigned_urls",
+    "presign_ttl_seconds",
+    "create_answer",
+    "list_metadata",
+    "max_running_exports",
+    "busy_status",
+    "status_format",
+    "success_label",
+    "empty_success",
 )
+"""Runtime settings (``Simulator.configure``, ``POST /_sim/settings``); the
+``SimulatorConfig`` fields of the same names document them."""
 
 
 @dataclass
@@ -316,12 +358,56 @@ class SimulatorConfig:
     reject_auth_on_download_origin: bool = False
     seed: int = 0
     log_requests: bool = False
+    page_size: int = 0
+    """Exports per page of the list (DRF's ``{"count", "next", "previous", "results"}``);
+    0 = one bare array, as Avicenna's documented clients read it."""
+    list_order: str = "newest"  # newest | oldest first
+    pagination: str = "page"  # page (``?page=N``) | limit_offset (``?limit=&offset=``)
+    next_links: str = "absolute"  # absolute | relative (``/api/...?page=2``) next links
+    history_exports: int = 0
+    """Older exports in every study at start (other users' and data sources', most of
+    them expired), so that a study's list is long."""
+    presigned_urls: bool = False
+    """Content URLs are presigned object-storage links: a signature and an expiry in the
+    query, no Authorization needed; an expired or altered link answers 403 with an S3
+    XML error body. Fresh links at every list answer."""
+    presign_ttl_seconds: float = 3600.0
+    create_answer: str = "full"
+    """full: the export object; id_only: ``{"id": <pk>}`` (the list then shows ``id``
+    beside ``study_specific_id``); none: ``{"detail": ...}`` without any id."""
+    list_metadata: str = "full"  # full | none (only the id, status and content)
+    max_running_exports: int = 0
+    """Creates refused with ``busy_status`` while this many exports of the study are
+    still running (0 = no limit)."""
+    busy_status: int = 409  # 409 | 429 (Retry-After from faults.retry_after) | 400
+    status_format: str = "object"  # object ``{"id", "label"}`` | label | number (the id)
+    success_label: str = "Success"  # the label of a finished export
+    empty_success: bool = False
+    """Exports without a data row are ``Success`` with ``content`` null (no file)."""
     faults: Faults = field(default_factory=Faults)
 
     def validate(self) -> None:
         """Raise ``ValueError`` on an inconsistent configuration."""
-        if self.expired_status not in (404, 410):
-            raise ValueError("expired_status must be 404 or 410")
+        if self.expired_status not in EXPIRED_STATUSES:
+            raise ValueError("expired_status must be 404, 410 or 403")
+        if self.busy_status not in BUSY_STATUSES:
+            raise ValueError("busy_status must be 409, 429 or 400")
+        for name, allowed in (
+            ("list_order", LIST_ORDERS),
+            ("pagination", PAGINATIONS),
+            ("next_links", NEXT_LINKS),
+            ("create_answer", CREATE_ANSWERS),
+            ("list_metadata", LIST_METADATA),
+            ("status_format", STATUS_FORMATS),
+        ):
+            _choice(name, getattr(self, name), allowed)
+        for name in ("page_size", "history_exports", "max_running_exports"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.presign_ttl_seconds <= 0:
+            raise ValueError("presign_ttl_seconds must be > 0")
+        if not self.success_label.strip():
+            raise ValueError("success_label must not be empty")
         for study_id, study in self.studies.items():
             where = f"study {study_id}"
             _choice(f"{where} timestamp_style", study.timestamp_style, TIMESTAMP_STYLES)
@@ -371,22 +457,23 @@ class SimulatorConfig:
             config.users = {str(k): str(v) for k, v in data["users"].items()}
         if "studies" in data:
             config.studies = {int(k): StudyConfig.from_dict(v) for k, v in data["studies"].items()}
-        for name in ("time_scale", "pending_seconds", "processing_delay", "expiry_seconds"):
+        for name in ("time_scale", "seed", *SETTINGS):
             if name in data:
-                setattr(config, name, float(data[name]))
-        for name in ("expired_status", "seed"):
-            if name in data:
-                setattr(config, name, int(data[name]))
-        for name in ("download_requires_auth", "reject_auth_on_download_origin", "log_requests"):
-            if name in data:
-                setattr(config, name, bool(data[name]))
-        if "download_origin" in data:
-            origin = data["download_origin"]
-            config.download_origin = None if origin is None else str(origin)
+                setattr(config, name, config.coerce(name, data[name]))
         if "faults" in data:
             config.faults.update(data["faults"])
         config.validate()
         return config
+
+    def coerce(self, name: str, value: Any) -> Any:
+        """`value` converted to the type of the setting `name` (its current value's)."""
+        if name == "download_origin":
+            return None if value is None else str(value)
+        current = getattr(self, name)
+        for kind in (bool, int, float, str):
+            if isinstance(current, kind):
+                return kind(value)
+        raise ValueError(f"{name} is not a setting")
 
     @classmethod
     def from_json(cls, path: str | Path) -> SimulatorConfig:

@@ -49,6 +49,8 @@ class Export:
     survey: SurveyRequest | None = None
     outcome: str = "success"  # "success" | "failed" | "never"
     unknown_label: str | None = None
+    pk: int = 0  # a global primary key, unlike the per-study number
+    has_rows: bool | None = None  # whether the file has a data row (computed once)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     downloaded: bool = False
     content: bytes | None = None
@@ -77,31 +79,56 @@ class Export:
             return EXPIRED
         return SUCCESS
 
-    def to_json(self, now: datetime, origin: str, label_case: str | None) -> dict[str, Any]:
-        """The object served by the list endpoint (and the create call)."""
+    def to_json(
+        self,
+        now: datetime,
+        content: str | None,
+        *,
+        label_case: str | None = None,
+        status_format: str = "object",
+        success_label: str = SUCCESS,
+        metadata: bool = True,
+        show_pk: bool = False,
+    ) -> dict[str, Any]:
+        """The object served by the list endpoint (and the create call); ``content`` is
+        the download URL (None until ready). Without ``metadata`` only the id, status
+        and content are shown."""
         state = self.state(now)
         label, status_id = state, STATUS_IDS[state]
+        if state == SUCCESS:
+            label = success_label
         if self.unknown_label and state not in FINAL:
             label, status_id = self.unknown_label, UNKNOWN_STATUS_ID
         if label_case == "lower":
             label = label.lower()
         elif label_case == "upper":
             label = label.upper()
+        status: Any = {"id": status_id, "label": label}
+        if status_format == "label":
+            status = label
+        elif status_format == "number":
+            status = status_id
+        entry: dict[str, Any] = {"study_specific_id": self.number}
+        if show_pk:
+            entry["id"] = self.pk
+        entry.update(status=status, content=content)
+        if not metadata:
+            return entry
         sensor = self.sensor
-        return {
-            "study_specific_id": self.number,
-            "status": {"id": status_id, "label": label},
-            "content": origin + self.path if state == SUCCESS else None,
-            "created": iso_z(self.created),
-            "export_type": self.kind,
-            "data_source": sensor.data_source if sensor else None,
-            "activity_id": self.survey.activity_id if self.survey else None,
-            "start_date": sensor.start_ms if sensor else None,
-            "end_date": sensor.end_ms if sensor else None,
-            "participant_ids": list(sensor.participant_ids)
-            if sensor and sensor.participant_ids is not None
-            else None,
-        }
+        entry.update(
+            {
+                "created": iso_z(self.created),
+                "export_type": self.kind,
+                "data_source": sensor.data_source if sensor else None,
+                "activity_id": self.survey.activity_id if self.survey else None,
+                "start_date": sensor.start_ms if sensor else None,
+                "end_date": sensor.end_ms if sensor else None,
+                "participant_ids": list(sensor.participant_ids)
+                if sensor and sensor.participant_ids is not None
+                else None,
+            }
+        )
+        return entry
 
 
 def sensor_filename(study: StudyConfig, study_id: int, number: int, data_source: int) -> str:
@@ -140,6 +167,18 @@ def render(study: StudyConfig, export: Export, seed: int = 0) -> bytes:
         return body
     csv_name = export.filename.removesuffix(".zip") + ".csv"
     return zip_bytes([(csv_name, body), *table.images])
+
+
+def has_rows(study: StudyConfig, export: Export, seed: int = 0) -> bool:
+    """Whether the export's file holds at least one data row."""
+    if export.kind == DATA_SOURCE:
+        assert export.sensor is not None
+        _, rows = sensor_table(study, export.sensor, export.cutoff_ms, seed)
+        return next(iter(rows), None) is not None
+    if export.kind == PARTICIPATION:
+        return bool(participation_table(study, export.cutoff_ms)[1])
+    assert export.survey is not None
+    return bool(survey_table(study, export.survey, export.cutoff_ms, export.created, seed).rows)
 
 
 def _render_sensor(study: StudyConfig, request: SensorRequest, cutoff_ms: int, seed: int) -> bytes:

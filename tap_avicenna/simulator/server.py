@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import json
 import random
+import secrets
 import socket
 import struct
 import sys
@@ -14,11 +16,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .clock import SimClock, from_ms, iso_z, parse_instant, to_ms
 from .config import SETTINGS, SimulatorConfig, StudyConfig, default_config
@@ -32,6 +34,7 @@ from .exports import (
     PARTICIPATION,
     SUCCESS,
     Export,
+    has_rows,
     participation_filename,
     render,
     sensor_filename,
@@ -51,17 +54,34 @@ FILTER_PATH = "/api/v1/filter/export/"
 MEDIA_PREFIX = "/media/exports/"
 ADMIN_PREFIX = "/_sim/"
 ERROR_HTML = "<html><body><h1>Server Error ({status})</h1></body></html>"
+MAINTENANCE_HTML = "<!DOCTYPE html><html><body><h1>Down for maintenance</h1></body></html>"
+S3_ERROR = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+    "<Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
+)
+BUSY_DETAIL = "Too many exports are running for this study; try again later."
 COUNTER_KINDS = ("create", "filter_create", "list", "download", "admin", "other")
 MAX_BODY = 10 * 1024 * 1024
 
 
 class HttpError(Exception):
-    """Answer with ``status`` and ``{"detail": detail}``."""
+    """Answer with ``status`` and ``{"detail": detail}`` (and ``headers``)."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers or {}
+
+
+class RawAnswer(Exception):
+    """Answer with ``status`` and a non-JSON body (an HTML page, an S3 XML error)."""
+
+    def __init__(self, status: int, body: str, ctype: str) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body.encode("utf-8")
+        self.ctype = ctype
 
 
 @dataclass
@@ -95,6 +115,10 @@ class Simulator:
         self._random = random.Random(self.config.seed)
         self._exports: dict[int, list[Export]] = {}
         self._by_token: dict[str, Export] = {}
+        self._hide_once: set[tuple[int, int]] = set()  # (study, number) left out of a list
+        self._sign_key = secrets.token_bytes(16)
+        self._next_pk = 7001
+        self._seed_history(self.config.history_exports)
         self._stats = Stats()
         self._t0 = time.monotonic()
         self._server: ThreadingHTTPServer | None = None
@@ -175,22 +199,19 @@ class Simulator:
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
         with self._lock:
+            before = {name: getattr(self.config, name) for name in settings}
             for name, value in settings.items():
-                if name == "time_scale":
-                    self.config.time_scale = float(value)
-                    self.clock.time_scale = float(value)
-                elif name in ("download_requires_auth", "reject_auth_on_download_origin"):
-                    setattr(self.config, name, bool(value))
-                elif name == "log_requests":
-                    self.config.log_requests = bool(value)
-                elif name == "download_origin":
-                    self.config.download_origin = None if value is None else str(value)
-                elif name == "expired_status":
-                    if int(value) not in (404, 410):
-                        raise ValueError("expired_status must be 404 or 410")
-                    self.config.expired_status = int(value)
-                else:
-                    setattr(self.config, name, float(value))
+                setattr(self.config, name, self.config.coerce(name, value))
+            try:
+                self.config.validate()
+            except ValueError:
+                for name, value in before.items():
+                    setattr(self.config, name, value)
+                raise
+            self.clock.time_scale = self.config.time_scale
+            added = self.config.history_exports - before.get("history_exports", 0)
+            if "history_exports" in settings and added > 0:
+                self._seed_history(added)
 
     def settings(self) -> dict[str, Any]:
         """Current runtime settings."""
@@ -226,7 +247,7 @@ class Simulator:
         with self._lock:
             now = self.clock.now()
             return [
-                e.to_json(now, self.download_base, None)
+                e.to_json(now, self.download_base + e.path if e.state(now) == SUCCESS else None)
                 for e in reversed(self._exports.get(study_id, []))
             ]
 
@@ -285,7 +306,7 @@ class Simulator:
         if self.on_request is not None:
             self.on_request(kind)
 
-    def _draw_fault(self) -> tuple[int, int | None] | None:
+    def _draw_fault(self) -> tuple[int, int | str | None] | None:
         """(status, retry_after) of an injected error, or None."""
         with self._lock:
             rate = self.faults.error_rate
@@ -339,6 +360,7 @@ class Simulator:
             number = len(self._exports.get(study_id, [])) + 1
             created = self.clock.now()
             export = build(number, created)
+            export.pk, self._next_pk = self._next_pk, self._next_pk + 1
             export.pending_seconds = self.config.pending_seconds
             export.processing_delay = self.config.processing_delay
             export.expiry_seconds = self.config.expiry_seconds
@@ -368,11 +390,165 @@ class Simulator:
 
     def _created_response(self, export: Export) -> tuple[int, dict[str, Any]]:
         with self._lock:
-            if self.faults.take("omit_id_next_creates"):
+            answer = self.config.create_answer
+            if self.faults.take("omit_id_next_creates") or answer == "none":
                 return 201, {"detail": "Export is being created."}
-            return 201, export.to_json(
-                self.clock.now(), self.download_base, self.faults.status_label_case
+            if answer == "id_only":
+                return 201, {"id": export.pk}
+            return 201, self._entry(export, self.clock.now(), full=True)
+
+    def _before_create(self, study_id: int) -> None:
+        """The faults and limits a create meets before anything is created."""
+        with self._lock:
+            if self.faults.take("html_next_creates"):
+                self._stats.faults_injected += 1
+                raise RawAnswer(200, MAINTENANCE_HTML, "text/html; charset=utf-8")
+            limit = self.config.max_running_exports
+            now = self.clock.now()
+            running = sum(1 for e in self._exports.get(study_id, []) if e.state(now) not in FINAL)
+            if limit and running >= limit:
+                self._event("busy")
+                status = self.config.busy_status
+                retry_after = self.faults.retry_after
+                headers = {}
+                if status == 429 and retry_after is not None:
+                    headers["Retry-After"] = str(retry_after)
+                raise HttpError(status, BUSY_DETAIL, headers)
+
+    def _impostor(self, study_id: int, study: StudyConfig, export: Export) -> None:
+        """With ``impostor_next_creates``: someone else's export created just after
+        ``export``, which is left out of the next list answer."""
+        with self._lock:
+            if not self.faults.take("impostor_next_creates"):
+                return
+            self._stats.faults_injected += 1
+            self._hide_once.add((study_id, export.number))
+        ids = [p.id for p in study.participants]
+        if export.sensor is not None:
+            wanted = export.sensor.participant_ids
+            others = [i for i in ids if wanted is not None and i not in wanted] or ids
+            request = SensorRequest(
+                study_id,
+                export.sensor.data_source,
+                export.sensor.start_ms,
+                export.sensor.end_ms,
+                tuple(others),
             )
+        else:
+            end = to_ms(self.clock.now())
+            source = next(iter(study.data_sources))
+            request = SensorRequest(study_id, source, end - 7 * 86_400_000, end, None)
+        self._new_export(
+            study_id,
+            DATA_SOURCE,
+            lambda number, created: Export(
+                study_id,
+                number,
+                DATA_SOURCE,
+                created,
+                sensor_filename(study, study_id, number, request.data_source),
+                sensor=request,
+            ),
+        )
+
+    def _seed_history(self, count: int) -> None:
+        """``count`` older exports in each study: other users' sensor exports of every
+        data source, one participant and one week each, created weeks ago (expired),
+        every tenth one failed."""
+        if count <= 0:
+            return
+        with self._lock:
+            now = self.clock.now()
+            for study_id, study in self.config.studies.items():
+                sources = list(study.data_sources) or [0]
+                people = [p.id for p in study.participants] or [1]
+                exports = self._exports.setdefault(study_id, [])
+                for i in range(count):
+                    created = now - timedelta(days=30, minutes=count - i)
+                    end = to_ms(created) - i * 3_600_000
+                    request = SensorRequest(
+                        study_id,
+                        sources[i % len(sources)],
+                        end - 7 * 86_400_000,
+                        end,
+                        (people[i % len(people)],),
+                    )
+                    number = len(exports) + 1
+                    export = Export(
+                        study_id,
+                        number,
+                        DATA_SOURCE,
+                        created,
+                        f"study-{study_id}-export-{number}-history.zip",
+                        sensor=request,
+                        outcome="failed" if i % 10 == 9 else "success",
+                        expiry_seconds=self.config.expiry_seconds,
+                    )
+                    export.pk, self._next_pk = self._next_pk, self._next_pk + 1
+                    exports.append(export)
+
+    def _entry(self, export: Export, now: datetime, full: bool = False) -> dict[str, Any]:
+        """The list entry of ``export`` as the settings shape it (``full``: metadata
+        whatever ``list_metadata`` says, for the create answer)."""
+        config = self.config
+        content = None
+        if export.state(now) == SUCCESS:
+            if config.empty_success and export.has_rows is None:
+                export.has_rows = has_rows(self._study(export.study_id), export, config.seed)
+            if not (config.empty_success and export.has_rows is False):
+                content = self._content_url(export, now)
+        return export.to_json(
+            now,
+            content,
+            label_case=self.faults.status_label_case,
+            status_format=config.status_format,
+            success_label=config.success_label,
+            metadata=full or config.list_metadata == "full",
+            show_pk=config.create_answer == "id_only",
+        )
+
+    def _content_url(self, export: Export, now: datetime) -> str:
+        """The download URL; presigned (date, expiry and signature in the query) with
+        ``presigned_urls``."""
+        url = self.download_base + export.path
+        if not self.config.presigned_urls:
+            return url
+        date = now.strftime("%Y%m%dT%H%M%SZ")
+        expires = str(max(1, round(self.config.presign_ttl_seconds)))
+        query = {
+            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+            "X-Amz-Date": date,
+            "X-Amz-Expires": expires,
+            "X-Amz-Signature": self._signature(export.path, date, expires),
+        }
+        return f"{url}?{urlencode(query)}"
+
+    def _signature(self, path: str, date: str, expires: str) -> str:
+        message = f"{path}\n{date}\n{expires}".encode()
+        return hmac.new(self._sign_key, message, hashlib.sha256).hexdigest()
+
+    def check_presigned(self, export: Export, query: dict[str, list[str]]) -> None:
+        """Raise the object store's 403 for a link that is altered or has expired."""
+
+        def arg(name: str) -> str:
+            values = query.get(name)
+            return values[-1] if values else ""
+
+        date, expires = arg("X-Amz-Date"), arg("X-Amz-Expires")
+        good = self._signature(export.path, date, expires)
+        if not hmac.compare_digest(good, arg("X-Amz-Signature")) or not expires.isdigit():
+            raise _s3_error(
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+        signed = datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=self.clock.now().tzinfo)
+        expired = (self.clock.now() - signed).total_seconds() > int(expires)
+        with self._lock:
+            if self.faults.take("expire_next_links"):
+                self._stats.faults_injected += 1
+                expired = True
+        if expired:
+            raise _s3_error("AccessDenied", "Request has expired")
 
     def handle_create(self, user: str, ctype: str | None, body: bytes) -> tuple[int, Any]:
         """``POST /api/study/export/create/`` (sensor export)."""
@@ -381,6 +557,7 @@ class Simulator:
         except BodyError as exc:
             raise HttpError(400, str(exc)) from None
         study_id, study = self._study_for(user, form.get("study_id"))
+        self._before_create(study_id)
         source_id = _int_field(form, "data_source")
         if source_id not in study.data_sources:
             raise HttpError(400, f"Unknown data source: {source_id}.")
@@ -397,7 +574,9 @@ class Simulator:
             name = sensor_filename(study, study_id, number, source_id)
             return Export(study_id, number, DATA_SOURCE, created, name, sensor=request)
 
-        return self._created_response(self._new_export(study_id, DATA_SOURCE, build))
+        export = self._new_export(study_id, DATA_SOURCE, build)
+        self._impostor(study_id, study, export)
+        return self._created_response(export)
 
     def handle_filter_create(self, user: str, ctype: str | None, body: bytes) -> tuple[int, Any]:
         """``POST /api/v1/filter/export/`` (PARTICIPATION or ACTIVITY_RESPONSE)."""
@@ -406,6 +585,7 @@ class Simulator:
         except BodyError as exc:
             raise HttpError(400, str(exc)) from None
         study_id, study = self._study_for(user, data.get("study_id"))
+        self._before_create(study_id)
         kind = str(data.get("filter", "")).upper()
         if kind == PARTICIPATION:
 
@@ -414,6 +594,7 @@ class Simulator:
                 return Export(study_id, number, PARTICIPATION, created, name)
 
             export = self._new_export(study_id, PARTICIPATION, build_participation)
+            self._impostor(study_id, study, export)
             return self._created_response(export)
         if kind != ACTIVITY_RESPONSE:
             raise HttpError(400, "filter must be PARTICIPATION or ACTIVITY_RESPONSE.")
@@ -429,21 +610,74 @@ class Simulator:
             name = survey_filename(study_id, number, request.activity_id, created, as_zip)
             return Export(study_id, number, ACTIVITY_RESPONSE, created, name, survey=request)
 
-        return self._created_response(self._new_export(study_id, ACTIVITY_RESPONSE, build_survey))
+        export = self._new_export(study_id, ACTIVITY_RESPONSE, build_survey)
+        self._impostor(study_id, study, export)
+        return self._created_response(export)
 
     def handle_list(self, user: str, query: dict[str, list[str]]) -> tuple[int, Any]:
-        """``GET /api/v1/filter/export/?study_id=`` -> bare array, newest first."""
+        """``GET /api/v1/filter/export/?study_id=`` -> bare array, newest first (or pages)."""
         values = query.get("study_id")
         study_id, _ = self._study_for(user, values[-1] if values else None)
         with self._lock:
+            if self.faults.take("html_next_lists"):
+                self._stats.faults_injected += 1
+                raise RawAnswer(200, MAINTENANCE_HTML, "text/html; charset=utf-8")
             now = self.clock.now()
             exports = list(reversed(self._exports.get(study_id, [])))
             hidden = next((e for e in exports if e.state(now) not in FINAL), None)
             if hidden is not None and self.faults.take("hide_next_list_entries"):
                 exports.remove(hidden)
                 self._stats.faults_injected += 1
-            case = self.faults.status_label_case
-            return 200, [e.to_json(now, self.download_base, case) for e in exports]
+            hide_once, self._hide_once = self._hide_once, set()
+            exports = [e for e in exports if (study_id, e.number) not in hide_once]
+            if self.config.list_order == "oldest":
+                exports.reverse()
+            if not self.config.page_size:
+                return 200, [self._entry(e, now) for e in exports]
+            start, size, link = self._page_window(query, len(exports))
+            entries = [self._entry(e, now) for e in exports[start : start + size]]
+            return 200, {
+                "count": len(exports),
+                "next": link(start + size) if start + size < len(exports) else None,
+                "previous": link(start - size) if start > 0 else None,
+                "results": entries,
+            }
+
+    def _page_window(
+        self, query: dict[str, list[str]], count: int
+    ) -> tuple[int, int, Callable[[int], str]]:
+        """(first index, page size, the link to the page at an index) of a list request,
+        in the ``pagination`` style; raise 404 for a page past the end (as DRF does)."""
+
+        def arg(name: str, default: int) -> int:
+            values = query.get(name)
+            try:
+                return int(values[-1]) if values else default
+            except ValueError:
+                raise HttpError(404, "Invalid page.") from None
+
+        config = self.config
+        if config.pagination == "limit_offset":
+            size = max(1, arg("limit", config.page_size))
+            start = max(0, arg("offset", 0))
+        else:
+            size = config.page_size
+            page = arg("page", 1)
+            if page < 1 or (page - 1) * size >= max(count, 1):
+                raise HttpError(404, "Invalid page.")
+            start = (page - 1) * size
+        base = "" if config.next_links == "relative" else self.url
+        study = query.get("study_id", [""])[-1]
+
+        def link(index: int) -> str:
+            index = max(0, index)
+            if config.pagination == "limit_offset":
+                params = {"limit": size, "offset": index, "study_id": study}
+            else:
+                params = {"page": index // size + 1, "study_id": study}
+            return f"{base}{FILTER_PATH}?{urlencode(params)}"
+
+        return start, size, link
 
     def find_download(self, path: str) -> Export | None:
         """The export whose file lives at ``path``."""
@@ -462,6 +696,11 @@ class Simulator:
             if export.content is None:
                 export.content = render(self._study(export.study_id), export, self.config.seed)
             return export.content
+
+
+def _s3_error(code: str, message: str) -> RawAnswer:
+    body = S3_ERROR.format(code=code, message=message, request_id=secrets.token_hex(8).upper())
+    return RawAnswer(403, body, "application/xml")
 
 
 def _int_field(form: dict[str, Any], name: str) -> int:
@@ -580,7 +819,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps(data, ensure_ascii=False).encode("utf-8")
         self._send(status, body, "application/json", headers)
 
-    def _send_fault(self, status: int, retry_after: int | None) -> None:
+    def _send_fault(self, status: int, retry_after: int | str | None) -> None:
         if status == 429:
             wait = 1 if retry_after is None else retry_after
             headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
@@ -616,7 +855,9 @@ class _Handler(BaseHTTPRequestHandler):
             split = urlsplit(self.path)
             self._route(method, split.path, parse_qs(split.query), body)
         except HttpError as exc:
-            self._send_json(exc.status, {"detail": exc.detail})
+            self._send_json(exc.status, {"detail": exc.detail}, exc.headers)
+        except RawAnswer as exc:
+            self._send(exc.status, exc.body, exc.ctype)
         except (ConnectionError, TimeoutError):
             self.close_connection = True
         except Exception as exc:  # a simulator bug: answer 500 and keep serving
@@ -650,7 +891,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_fault(*fault)
             return
         if kind == "download":
-            self._download(path)
+            self._download(path, query)
             return
         user = sim._require_user(self.headers.get("Authorization"))
         ctype = self.headers.get("Content-Type")
@@ -661,7 +902,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(*sim.handle_list(user, query))
 
-    def _download(self, path: str) -> None:
+    def _download(self, path: str, query: dict[str, list[str]]) -> None:
         sim = self.sim
         config = sim.config
         auth = self.headers.get("Authorization")
@@ -671,7 +912,9 @@ class _Handler(BaseHTTPRequestHandler):
         if other_origin and config.reject_auth_on_download_origin and auth is not None:
             raise HttpError(400, "Authorization header is not accepted on this origin.")
         export = sim.find_download(path)
-        if config.download_requires_auth:
+        if config.presigned_urls and export is not None:
+            sim.check_presigned(export, query)
+        elif config.download_requires_auth:
             user = sim._require_user(auth)
             if export is not None:
                 sim._study_for(user, export.study_id)
@@ -685,6 +928,8 @@ class _Handler(BaseHTTPRequestHandler):
         if state == EXPIRED:
             export.content = None  # the file is gone; free the memory
             status = config.expired_status
+            if status == 403:  # an object store without list permission hides the key
+                raise _s3_error("AccessDenied", "Access Denied")
             raise HttpError(status, "Not found." if status == 404 else "This export has expired.")
         if state != SUCCESS:
             raise HttpError(404, "Not found.")

@@ -12,6 +12,7 @@ import typing as t
 from tap_avicenna.errors import FileFormatError
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import Period
+from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.streams.base import ExportStream, json_type
 
 if t.TYPE_CHECKING:
@@ -67,19 +68,36 @@ class ParticipantsStream(ExportStream):
         )
         rows: list[dict[str, t.Any]] = []
         for ready in self.runner().run([request]):
-            for read in self.read_tables(ready):
-                if "participant_id" not in read.columns:
-                    raise FileFormatError(
-                        f"{ready.job.name} ({read.table.name}): no participant id column "
-                        f"among {', '.join(read.table.header[:20])}"
-                    )
-                columns = read.columns
-                for values in self.typed_rows(read, ready.job.name):
-                    if values[columns.index("participant_id")] is not None:
-                        rows.append(dict(zip(columns, values, strict=True)))
+            try:
+                rows = self._read(ready)
+            except NotOurExport as exc:
+                ready.reject(str(exc))
         self.logger.info("The participation export lists %d participant(s)", len(rows))
         self._rows = rows
         return rows
+
+    def _read(self, ready: ReadyExport) -> list[dict[str, t.Any]]:
+        rows: list[dict[str, t.Any]] = []
+        for read in self.read_tables(ready):
+            if "participant_id" not in read.columns:
+                raise FileFormatError(
+                    f"{ready.job.name} ({read.table.name}): no participant id column "
+                    f"among {', '.join(read.table.header[:20])}"
+                )
+            columns = read.columns
+            for values in self.typed_rows(read, ready.job.name):
+                if values[columns.index("participant_id")] is not None:
+                    rows.append(dict(zip(columns, values, strict=True)))
+        return rows
+
+    def table_columns(self, header: list[str], source: str) -> tuple[list[str], dict[str, str]]:
+        """A file with a record time column (sensor readings, survey sessions) is not a
+        participation list: not this stream's export (checked before its columns join
+        the schema)."""
+        if "record_time" in self.column_names(header):
+            columns = ", ".join(header[:6])
+            raise NotOurExport(f"its file is not a participation list: {columns}, ...")
+        return super().table_columns(header, source)
 
     def periods(self) -> dict[int, Period]:
         """participant id -> [start, end) of their participation."""

@@ -10,7 +10,7 @@ from tap_avicenna.catalogue import COMMON_SENSOR_FIELDS, known_fields
 from tap_avicenna.errors import FileFormatError
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, plan_exports
-from tap_avicenna.exports.runner import ReadyExport
+from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.settings import DataSource
 from tap_avicenna.streams.base import ROW_ID, json_type
 from tap_avicenna.streams.windowed import ExportResult, WindowedExportStream
@@ -50,6 +50,7 @@ class SensorStream(WindowedExportStream):
         settings = self.settings
         participants = self._tap.participants_for(self)
         bookmarks = CoverageBookmarks(self.stream_state)
+        self.bind_source(bookmarks, "data_source_id", self.source.id)
         starts = {
             p: bookmarks.start_for(p, settings.start_date, settings.lookback) for p in participants
         }
@@ -99,7 +100,8 @@ class SensorStream(WindowedExportStream):
         """Records of the export's participants inside its window, whatever the file holds."""
         lower = {p: iso(starts[p]) for p in plan.participant_ids}
         window_start, window_end = iso(plan.start), iso(plan.end)
-        dropped = 0
+        kept = dropped = theirs = 0  # theirs: dropped rows that are not the request's
+        strict = ready.job.guessed
         for read in self.read_tables(ready):
             columns = read.columns
             self._require_columns(ready, read.table.name, columns, read.table.header)
@@ -113,10 +115,14 @@ class SensorStream(WindowedExportStream):
                     or not (floor <= when < window_end and when >= window_start)
                 ):
                     dropped += 1
+                    if floor is None or (strict and not window_start <= (when or "") < window_end):
+                        theirs += 1
                     continue
+                kept += 1
                 record = dict(zip(columns, values, strict=True))
                 record[ROW_ID] = self.row_id(record)
                 yield record
+        self._check_ours(ready, plan, kept, dropped, theirs)
         self._log_dropped(ready, dropped)
 
     def read_columns(
@@ -132,8 +138,8 @@ class SensorStream(WindowedExportStream):
         floors = pa.array(
             [max(iso(starts[p]), iso(plan.start)) for p in plan.participant_ids], pa.string()
         )
-        window_end = iso(plan.end)
-        dropped = 0
+        window_start, window_end = iso(plan.start), iso(plan.end)
+        total = dropped = theirs = 0
         for table in self.columnar_tables(ready):
             self._require_columns(ready, table.raw.name, table.columns, table.header)
             for batch in read_columns(table.raw, table.columns, table.types, table.head):
@@ -143,9 +149,19 @@ class SensorStream(WindowedExportStream):
                     pc.and_(pc.greater_equal(when, floor), pc.less(when, window_end)), False
                 )
                 kept = pc.sum(keep).as_py() or 0
+                total += len(batch)
                 dropped += len(batch) - kept
-                if kept:
+                if not kept:  # only then does it matter whose rows these are
+                    ours = pc.is_valid(floor)
+                    if ready.job.guessed:
+                        inside = pc.and_(
+                            pc.greater_equal(when, window_start), pc.less(when, window_end)
+                        )
+                        ours = pc.and_(ours, pc.fill_null(inside, False))
+                    theirs += len(batch) - (pc.sum(ours).as_py() or 0)
+                else:
                     yield batch if kept == len(batch) else batch.filter(keep)
+        self._check_ours(ready, plan, total - dropped, dropped, theirs)
         self._log_dropped(ready, dropped)
 
     @staticmethod
@@ -157,6 +173,20 @@ class SensorStream(WindowedExportStream):
                 f"{ready.job.name} ({table}): no participant or record time "
                 f"column among {', '.join(header[:20])}"
             )
+
+    @staticmethod
+    def _check_ours(
+        ready: ReadyExport, plan: PlannedExport, kept: int, dropped: int, theirs: int
+    ) -> None:
+        """A file with rows, none of which is of the request's participants (inside its
+        window too, for an export adopted from the list by a guess), is someone else's
+        export (another user's, another shard's): nothing of it was emitted."""
+        if kept or not dropped or theirs < dropped:
+            return
+        ids = plan.participant_ids
+        who = str(ids[0]) if len(ids) == 1 else f"{ids[0]}..{ids[-1]}"
+        where = " inside its window" if ready.job.guessed else ""
+        raise NotOurExport(f"none of its {dropped} row(s) is of participant(s) {who}{where}")
 
     def _log_dropped(self, ready: ReadyExport, dropped: int) -> None:
         if dropped:

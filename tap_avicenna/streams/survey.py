@@ -17,7 +17,7 @@ from tap_avicenna.bookmarks import CoverageBookmarks, iso
 from tap_avicenna.errors import FileFormatError
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, grid_windows
-from tap_avicenna.exports.runner import ReadyExport
+from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.parsing import normalize_header, normalize_name
 from tap_avicenna.response_files import extract_response_files
 from tap_avicenna.settings import Survey
@@ -139,11 +139,20 @@ class SurveyStream(WindowedExportStream):
     def new_column_type(self, name: str) -> str:
         return field_type(name)
 
+    def table_columns(self, header: list[str], source: str) -> tuple[list[str], dict[str, str]]:
+        """A file without a session uuid column (sensor readings, a participation list)
+        is not this stream's export (checked before its columns join the schema)."""
+        if "uuid" not in self.column_names(header):
+            columns = ", ".join(header[:6])
+            raise NotOurExport(f"its file has no session uuid column: {columns}, ...")
+        return super().table_columns(header, source)
+
     # --- sync ------------------------------------------------------------------------
 
     def exports(self) -> t.Iterator[ExportResult]:
         settings = self.settings
         bookmarks = CoverageBookmarks(self.stream_state, "covered_until", lambda plan: ("all",))
+        self.bind_source(bookmarks, "activity_id", self.survey.activity_id)
         start = bookmarks.start_for("all", settings.start_date, settings.lookback)
         plans = [
             PlannedExport(ws, we, ())

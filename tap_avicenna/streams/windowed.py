@@ -18,7 +18,7 @@ from tap_avicenna.client import epoch_ms
 from tap_avicenna.errors import FileFormatError
 from tap_avicenna.exports.job import ExportJob, ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
-from tap_avicenna.exports.runner import ReadyExport
+from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.streams.base import ExportStream, schema_type
 
 if t.TYPE_CHECKING:
@@ -46,16 +46,25 @@ class ExportResult:
 
     def records(self) -> t.Iterator[dict[str, t.Any]]:
         """The export's records; a file that fails to parse is dropped from state, so
-        that the next run asks for a new export instead of reading it again."""
+        that the next run asks for a new export instead of reading it again. A file that
+        is not the request's (nothing of it emitted) is rejected: the runner gets the
+        request's export again."""
         try:
             for record in self.read(self.ready, self.plan):
                 self.rows += 1
                 yield record
-            self.stream.after_export(self.ready)
+        except NotOurExport as exc:
+            self.reject(exc)
+            return
         except FileFormatError:
             self.bookmarks.remove_pending(self.ready.job.request.key)
             self.stream.checkpoint()
             raise
+        self.stream.after_export(self.ready)
+
+    def reject(self, exc: NotOurExport) -> None:
+        self.ready.reject(str(exc))
+        self.bookmarks.remove_pending(self.ready.job.request.key)
 
     def write_files(self, files: BatchFiles, number: int, dropped: list[str]) -> list[str]:
         """The export's rows as BATCH files: from Arrow columns when the stream and the
@@ -67,6 +76,9 @@ class ExportResult:
                 urls, self.rows = files.from_columns(
                     self.read_columns(self.ready, self.plan), number, dropped
                 )
+            except NotOurExport as exc:
+                self.reject(exc)
+                return []
             except (NotColumnar, FileFormatError) as e:
                 self.stream.logger.info("%s: read row by row (%s)", self.ready.job.name, e)
                 self.rows = 0
@@ -80,7 +92,10 @@ class ExportResult:
 
     def close(self, write_state: bool) -> None:
         """All records are out: mark the window emitted (and write a STATE now, unless
-        the SDK writes one after the BATCH message announcing them)."""
+        the SDK writes one after the BATCH message announcing them). A rejected file
+        closes nothing."""
+        if self.ready.rejected is not None:
+            return
         self.bookmarks.complete(self.plan)
         self.bookmarks.remove_pending(self.ready.job.request.key)
         if write_state:
@@ -104,6 +119,21 @@ class WindowedExportStream(ExportStream):
     def request(self, plan: PlannedExport) -> ExportRequest:
         """The export request for `plan`."""
         raise NotImplementedError
+
+    def bind_source(self, bookmarks: CoverageBookmarks, key: str, value: int) -> None:
+        """Record in state what this stream's bookmarks are of (a data source id, an
+        activity id); when state holds another one for the same stream name, start over
+        from start_date."""
+        old = bookmarks.bind(key, value)
+        if old is not None:
+            self.logger.warning(
+                "%s: %s changed from %s to %s under the same name: its bookmarks do not "
+                "apply, the stream starts over from start_date",
+                self.name,
+                key,
+                old,
+                value,
+            )
 
     def after_export(self, ready: ReadyExport) -> None:
         """Called once all rows of an export were emitted, before its window is closed."""
@@ -135,6 +165,8 @@ class WindowedExportStream(ExportStream):
             plan = by_key[ready.job.request.key]
             result = ExportResult(self, ready, plan, bookmarks, read, read_columns)
             yield result
+            if ready.rejected is not None:
+                continue
             total += result.rows
             self.logger.info(
                 "%s: %s rows emitted (%s so far in %s)",

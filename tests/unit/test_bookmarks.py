@@ -76,3 +76,26 @@ def test_given_pending_exports_when_forgetting_unplanned_then_only_planned_kept(
     marks.add_pending("c", 3)
     marks.remove_pending("b")
     assert marks.resume_map() == {"c": 3}
+
+
+def test_given_same_or_first_source_id_when_bound_then_state_kept() -> None:
+    state: dict[str, t.Any] = {"participants": {"1": "2025-01-10T00:00:00+00:00"}}
+    marks = CoverageBookmarks(state)
+    assert marks.bind("data_source_id", 10) is None  # a state from before ids were kept
+    assert marks.bind("data_source_id", 10) is None
+    assert state["data_source_id"] == 10 and marks.bookmark(1) == day(9)
+
+
+def test_given_changed_source_id_when_bound_then_coverage_and_exports_dropped() -> None:
+    state: dict[str, t.Any] = {
+        "data_source_id": 10,
+        "participants": {"1": "2025-01-10T00:00:00+00:00"},
+        "pending_exports": {"k": 4},
+        "replication_key": "record_time",
+        "replication_key_value": "2025-01-10T00:00:00+00:00",
+    }
+    marks = CoverageBookmarks(state)
+    assert marks.bind("data_source_id", 99) == 10
+    assert state == {"data_source_id": 99, "replication_key": "record_time"}
+    assert marks.bookmark(1) is None and marks.resume_map() == {}
+    assert marks.start_for(1, ORIGIN, dt.timedelta(days=2)) == ORIGIN

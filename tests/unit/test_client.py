@@ -5,14 +5,24 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import re
+import socket
 import typing as t
 
 import pytest
+import requests
 import requests_mock as rm
 
-from tap_avicenna.client import AvicennaClient, BrokenDownload, DownloadGone
+from tap_avicenna.client import (
+    FIRST_CONTACT_ATTEMPTS,
+    AvicennaClient,
+    BrokenDownload,
+    DownloadGone,
+    DownloadRefused,
+    ServerBusy,
+)
 from tap_avicenna.errors import ApiError, AuthError
-from tap_avicenna.exports.job import ExportRequest, ListedExport
+from tap_avicenna.exports.job import Created, ExportRequest, ListedExport
 from tap_avicenna.exports.repository import AvicennaExportRepository
 from tap_avicenna.exports.status import ExportStatus
 
@@ -78,7 +88,7 @@ def test_given_429_with_retry_after_when_listing_then_waits_that_long_and_retrie
         LIST_URL,
         [{"status_code": 429, "headers": {"Retry-After": "7"}}, {"json": [{"id": 1}]}],
     )
-    assert client.list_exports(7) == [{"id": 1}]
+    assert client.list_exports(7) == ([{"id": 1}], 1)
     assert sleeps == [7.0]
 
 
@@ -93,7 +103,7 @@ def test_given_5xx_html_then_success_when_listing_then_retried_with_backoff(
             {"json": []},
         ],
     )
-    assert client.list_exports(7) == []
+    assert client.list_exports(7) == ([], 1)
     assert len(sleeps) == 2 and all(s > 0 for s in sleeps)
 
 
@@ -144,7 +154,7 @@ def test_given_enveloped_list_when_listing_then_results_are_used(
     client: AvicennaClient, requests_mock: rm.Mocker
 ) -> None:
     requests_mock.get(LIST_URL, json={"count": 1, "results": [{"id": 5}]})
-    assert client.list_exports(7) == [{"id": 5}]
+    assert client.list_exports(7) == ([{"id": 5}], 1)
 
 
 def test_given_download_on_api_origin_when_fetched_then_auth_header_is_sent(
@@ -214,16 +224,17 @@ def test_given_failures_when_logged_then_no_key_and_no_url_in_logs(
 @pytest.mark.parametrize(
     ("kwargs", "answer"),
     [
-        ({"json": {"export": {"study_specific_id": 4}}}, 4),
-        ({"json": [{"id": 5}]}, 5),
-        ({"text": ""}, None),
-        ({"text": "Export created"}, None),
-        ({"json": {"detail": "queued"}}, None),
+        ({"json": {"export": {"study_specific_id": 4}}}, Created(export_id=4)),
+        ({"json": [{"id": 5}]}, Created(ref=5)),
+        ({"json": {"id": 9001, "study_specific_id": 6}}, Created(export_id=6)),
+        ({"text": ""}, Created()),
+        ({"text": "Export created"}, Created()),
+        ({"json": {"detail": "queued"}}, Created()),
     ],
-    ids=["nested", "list", "empty", "text", "no-id"],
+    ids=["nested", "id-only", "both", "empty", "text", "no-id"],
 )
-def test_given_liberal_create_answers_when_creating_then_id_or_none(
-    client: AvicennaClient, requests_mock: rm.Mocker, kwargs: dict[str, t.Any], answer: int | None
+def test_given_liberal_create_answers_when_creating_then_key_ref_or_nothing(
+    client: AvicennaClient, requests_mock: rm.Mocker, kwargs: dict[str, t.Any], answer: Created
 ) -> None:
     requests_mock.post(f"{API}/api/v1/filter/export/", status_code=201, **kwargs)
     repo = AvicennaExportRepository(client, 7)
@@ -240,3 +251,270 @@ def test_given_relative_content_url_when_downloading_then_joined_to_api_url(
     AvicennaExportRepository(client, 7).download(listed, out, label="export #1")
     assert out.getvalue() == b"zipbytes"
     assert "Authorization" in last(requests_mock).headers  # same origin as api_url
+
+
+# --- the export list's pages --------------------------------------------------------
+
+
+def _page(ids: list[int], next_link: str | None) -> dict[str, t.Any]:
+    return {
+        "count": 99,
+        "next": next_link,
+        "previous": None,
+        "results": [{"study_specific_id": i} for i in ids],
+    }
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        f"{API}/api/v1/filter/export/?study_id=7&page=2",  # absolute, page number
+        "/api/v1/filter/export/?study_id=7&page=2",  # relative to the origin
+        "?study_id=7&page=2",  # relative to the page
+    ],
+    ids=["absolute", "path", "query"],
+)
+def test_given_paged_list_when_listing_then_every_page_is_read_with_auth(
+    client: AvicennaClient, requests_mock: rm.Mocker, second: str
+) -> None:
+    requests_mock.get(LIST_URL, json=_page([1, 2], second))
+    requests_mock.get(f"{LIST_URL}&page=2", json=_page([3], None))
+    entries, pages = client.list_exports(7)
+    assert [e["study_specific_id"] for e in entries] == [1, 2, 3] and pages == 2
+    assert all(
+        r.headers["Authorization"].startswith("ApiKey ") for r in requests_mock.request_history
+    )
+
+
+def test_given_limit_offset_list_when_listing_then_followed_to_the_end(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    nxt = f"{API}/api/v1/filter/export/?limit=2&offset=2&study_id=7"
+    last_page = f"{API}/api/v1/filter/export/?limit=2&offset=4&study_id=7"
+    requests_mock.get(LIST_URL, json=_page([5, 4], nxt))
+    requests_mock.get(nxt, json=_page([3, 2], last_page))
+    requests_mock.get(last_page, json=_page([1], None))
+    entries, pages = client.list_exports(7)
+    assert [e["study_specific_id"] for e in entries] == [5, 4, 3, 2, 1] and pages == 3
+
+
+def test_given_next_link_on_another_origin_when_listing_then_followed_on_api_origin(
+    client: AvicennaClient, requests_mock: rm.Mocker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy's internal host (or http for https) in `next`: the key never goes there."""
+    requests_mock.get(LIST_URL, json=_page([2], "http://backend:8000/api/v1/filter/export/?p=2"))
+    requests_mock.get(f"{API}/api/v1/filter/export/?p=2", json=_page([1], None))
+    entries, _ = client.list_exports(7)
+    assert [e["study_specific_id"] for e in entries] == [2, 1]
+    assert {r.hostname for r in requests_mock.request_history} == {"avicenna.test"}
+    assert "followed on api_url's origin" in caplog.text
+
+
+def test_given_next_link_looping_when_listing_then_stops(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.get(LIST_URL, json=_page([1], LIST_URL))
+    assert client.list_exports(7) == ([{"study_specific_id": 1}], 1)
+
+
+def test_given_endless_pages_when_listing_then_bounded_pages_read(
+    client: AvicennaClient, requests_mock: rm.Mocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tap_avicenna.client.MAX_LIST_PAGES", 5)
+    requests_mock.get(
+        re.compile(r".*/filter/export/.*"),
+        json=lambda request, context: _page([1], f"{request.url}&more=1"),
+    )
+    _, pages = client.list_exports(7)
+    assert pages == 5 and requests_mock.call_count == 5
+
+
+def test_given_page_past_the_end_404_when_listing_then_list_ends_there(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.get(LIST_URL, json=_page([2], f"{LIST_URL}&page=2"))
+    requests_mock.get(f"{LIST_URL}&page=2", status_code=404, json={"detail": "Invalid page."})
+    assert client.list_exports(7) == ([{"study_specific_id": 2}], 2)
+
+
+def test_given_html_200_list_then_json_when_listing_then_retried_like_a_5xx(
+    client: AvicennaClient, requests_mock: rm.Mocker, sleeps: list[float]
+) -> None:
+    maintenance = {"text": "<html>maintenance</html>", "headers": {"Content-Type": "text/html"}}
+    requests_mock.get(LIST_URL, [maintenance, {"json": []}])
+    assert client.list_exports(7) == ([], 1)
+    assert len(sleeps) == 1
+
+
+def test_given_html_200_list_always_when_listing_then_one_line_naming_api_url(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.get(
+        LIST_URL, text="<html>maintenance</html>", headers={"Content-Type": "text/html"}
+    )
+    with pytest.raises(ApiError) as info:
+        client.list_exports(7)
+    assert str(info.value) == (
+        "Avicenna GET /api/v1/filter/export/ failed 4 times, last: an HTML page (HTTP 200); "
+        f"is api_url ({API}) the Avicenna API?"
+    )
+
+
+def test_given_html_200_create_then_json_when_creating_then_retried(
+    client: AvicennaClient, requests_mock: rm.Mocker, sleeps: list[float]
+) -> None:
+    requests_mock.post(
+        f"{API}/api/v1/filter/export/",
+        [{"text": "<!DOCTYPE html><p>wait</p>"}, {"json": {"study_specific_id": 8}}],
+    )
+    request = ExportRequest(key="k", label="l", body={"study_id": 7, "filter": "PARTICIPATION"})
+    assert AvicennaExportRepository(client, 7).create(request) == Created(export_id=8)
+    assert len(sleeps) == 1
+
+
+@pytest.mark.parametrize("header", ["0", "Wed, 21 Oct 2015 07:28:00 GMT"], ids=["zero", "past"])
+def test_given_retry_after_zero_or_past_when_retrying_then_waits_the_normal_backoff(
+    client: AvicennaClient, requests_mock: rm.Mocker, sleeps: list[float], header: str
+) -> None:
+    requests_mock.get(
+        LIST_URL, [{"status_code": 429, "headers": {"Retry-After": header}}] * 3 + [{"json": []}]
+    )
+    client.list_exports(7)
+    # backoff_base 0.5 doubling, full jitter: each wait at least half its ceiling
+    assert [s >= 0.25 * 2**i for i, s in enumerate(sleeps)] == [True, True, True]
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 405])
+def test_given_html_4xx_when_listing_then_api_url_is_blamed_not_study_or_key(
+    client: AvicennaClient, requests_mock: rm.Mocker, status: int
+) -> None:
+    requests_mock.get(
+        LIST_URL,
+        status_code=status,
+        text="<html>login</html>",
+        headers={"Content-Type": "text/html"},
+    )
+    with pytest.raises(ApiError) as info:
+        client.list_exports(7)
+    assert not isinstance(info.value, AuthError)
+    assert str(info.value) == (
+        f"api_url ({API}) does not point at the Avicenna API: GET /api/v1/filter/export/ "
+        f"answered HTTP {status} with an HTML page; check api_url"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (409, {"detail": "Conflict"}),
+        (429, {"detail": "Request was throttled."}),
+        (400, {"detail": "Too many exports are running; try again later."}),
+        (400, ["You have reached the limit of concurrent exports."]),
+    ],
+    ids=["409", "429", "400-detail", "400-list"],
+)
+def test_given_create_refused_for_load_when_creating_then_server_busy_at_once(
+    client: AvicennaClient, requests_mock: rm.Mocker, status: int, body: t.Any
+) -> None:
+    requests_mock.post(
+        f"{API}/api/v1/filter/export/",
+        status_code=status,
+        json=body,
+        headers={"Retry-After": "12"},
+    )
+    with pytest.raises(ServerBusy) as info:
+        client.create_filter_export({"study_id": 7})
+    assert info.value.retry_after == 12.0 and requests_mock.call_count == 1
+
+
+def test_given_create_refused_for_a_bad_request_when_creating_then_api_error(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.post(
+        f"{API}/api/study/export/create/", status_code=400, json={"detail": "Unknown data source."}
+    )
+    with pytest.raises(ApiError, match="HTTP 400: Unknown data source") as info:
+        client.create_sensor_export(
+            study_id=7,
+            data_source_id=1,
+            start=dt.datetime(2025, 1, 1, tzinfo=UTC),
+            end=dt.datetime(2025, 1, 2, tzinfo=UTC),
+            participant_ids=[1],
+        )
+    assert not isinstance(info.value, ServerBusy)
+
+
+# --- first contact ------------------------------------------------------------------
+
+
+REFUSED = requests.exceptions.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+NO_HOST = requests.exceptions.ConnectionError(socket.gaierror(-2, "Name or service not known"))
+
+
+@pytest.mark.parametrize(
+    ("exc", "why"), [(REFUSED, "connection refused"), (NO_HOST, "host name not found")]
+)
+def test_given_unreachable_api_on_first_contact_when_listing_then_fails_after_quick_tries(
+    client: AvicennaClient,
+    requests_mock: rm.Mocker,
+    sleeps: list[float],
+    exc: Exception,
+    why: str,
+) -> None:
+    requests_mock.get(LIST_URL, exc=exc)
+    with pytest.raises(ApiError) as info:
+        client.list_exports(7)
+    assert str(info.value) == (
+        f"Cannot connect to {API} ({why}): check api_url, and that the Avicenna API "
+        "(or the simulator, tap-avicenna-simulator) is running there"
+    )
+    assert requests_mock.call_count == FIRST_CONTACT_ATTEMPTS and sum(sleeps) < 2
+
+
+def test_given_tls_error_on_first_contact_when_listing_then_fails_at_once(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    tls = requests.exceptions.SSLError("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c)")
+    requests_mock.get(LIST_URL, exc=tls)
+    with pytest.raises(ApiError, match=r"TLS handshake failed \(\[SSL: WRONG_VERSION_NUMBER\]"):
+        client.list_exports(7)
+    assert requests_mock.call_count == 1
+
+
+def test_given_refused_connections_after_first_contact_when_listing_then_usual_retries(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.get(LIST_URL, json=[])
+    client.list_exports(7)
+    requests_mock.get(LIST_URL, [{"exc": REFUSED}] * 3 + [{"json": [{"id": 1}]}])
+    assert client.list_exports(7) == ([{"id": 1}], 1)
+
+
+# --- downloads refused --------------------------------------------------------------
+
+EXPIRED_XML = (
+    '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+    "<Message>Request has expired</Message><X-Amz-Expires>60</X-Amz-Expires>"
+    "<RequestId>R1</RequestId></Error>"
+)
+
+
+def test_given_403_from_another_host_when_downloading_then_refused_not_auth_error(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    url = "https://bucket.s3.test/exports/f.zip?X-Amz-Signature=abc&X-Amz-Expires=60"
+    requests_mock.get(url, status_code=403, text=EXPIRED_XML)
+    with pytest.raises(DownloadRefused) as info:
+        client.download(url, io.BytesIO(), label="export #3")
+    assert str(info.value) == (
+        "export #3: the download host bucket.s3.test refused the file "
+        "(HTTP 403: AccessDenied, Request has expired)"
+    )
+
+
+def test_given_403_from_the_api_origin_when_downloading_then_auth_error_naming_user(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    requests_mock.get(f"{API}/media/x.zip", status_code=403, json={"detail": "Forbidden"})
+    with pytest.raises(AuthError, match=r"r@example\.com"):
+        client.download(f"{API}/media/x.zip", io.BytesIO(), label="export #3")

@@ -41,6 +41,14 @@ def test_given_no_end_date_when_parsed_then_now_to_the_minute() -> None:
     assert settings.lookback == dt.timedelta(days=2)
 
 
+def test_given_end_date_in_the_future_when_parsed_then_capped_at_now_to_the_minute() -> None:
+    now = dt.datetime(2026, 11, 28, 1, 2, 3, 456, tzinfo=dt.timezone.utc)
+    settings = parse_settings({**BASE, "end_date": "2027-01-01T00:00:00Z"}, now=now)
+    assert settings.end_date == dt.datetime(2026, 11, 28, 1, 2, tzinfo=dt.timezone.utc)
+    past = parse_settings({**BASE, "end_date": "2026-11-01T00:00:00Z"}, now=now)
+    assert past.end_date == dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+
+
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:8080", "http://localhost", "http://[::1]:9", "https://a.example"]
 )
