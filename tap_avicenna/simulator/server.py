@@ -99,6 +99,9 @@ class Simulator:
         self._t0 = time.monotonic()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Called with each request's kind (see COUNTER_KINDS) as it arrives, before it is
+        # answered: lets a test act while the client waits for that answer.
+        self.on_request: Callable[[str], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -279,6 +282,8 @@ class Simulator:
         with self._lock:
             self._stats.counts[kind] = self._stats.counts.get(kind, 0) + 1
             self._event(kind)
+        if self.on_request is not None:
+            self.on_request(kind)
 
     def _draw_fault(self) -> tuple[int, int | None] | None:
         """(status, retry_after) of an injected error, or None."""

@@ -7,15 +7,16 @@ before B has been emitted (`assert_states_claim_only_emitted`).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
-import random
 import signal
 import subprocess
 import sys
-import time
+import threading
 import typing as t
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +25,14 @@ import pytest
 from tap_avicenna.simulator import Simulator
 from tests.conftest import (
     _OUTPUTS,
+    STUDY_ID,
     TapRun,
+    catalog_file,
     make_simulator,
     multiset,
     row_key,
     run_tap,
+    sync_in_process,
     tap_config,
 )
 
@@ -65,31 +69,55 @@ def _utc(text: str) -> str:
     return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
+class Claims:
+    """Checks STATE messages, fed in order (across runs that resume one another), against
+    the rows emitted before them: a participant bookmark B may only appear once every
+    expected row of that participant before B has been emitted."""
+
+    def __init__(self, rows: list[dict[str, str]]) -> None:
+        by_participant: dict[str, list[tuple[str, t.Any]]] = {}
+        for row in rows:
+            by_participant.setdefault(str(int(row["user_id"])), []).append(
+                (_utc(row["record_time"]), row_key(row))
+            )
+        self._rows = {p: sorted(marks) for p, marks in by_participant.items()}
+        self.expected = {key for marks in self._rows.values() for _, key in marks}
+        self.emitted: Counter[t.Any] = Counter()
+        self.checked = 0
+        self._out = dict.fromkeys(self._rows, 0)  # each participant's emitted prefix
+
+    def fresh(self) -> Claims:
+        """A new checker of the same rows (nothing emitted yet)."""
+        new = copy.copy(self)
+        new.emitted, new.checked, new._out = Counter(), 0, dict.fromkeys(self._rows, 0)
+        return new
+
+    def feed(self, messages: t.Iterable[dict[str, t.Any]]) -> Claims:
+        for message in messages:
+            if message["type"] == "RECORD" and message["stream"] == STREAM:
+                self.emitted[row_key(message["record"])] += 1
+            elif message["type"] == "STATE":
+                marks = message["value"].get("bookmarks", {}).get(STREAM, {}).get("participants")
+                for participant, mark in (marks or {}).items():
+                    self._check(participant, mark)
+        return self
+
+    def _check(self, participant: str, mark: str) -> None:
+        rows = self._rows.get(participant, [])
+        done = self._out.get(participant, 0)
+        while done < len(rows) and self.emitted[rows[done][1]]:
+            done += 1
+        self._out[participant] = done
+        missing = [key for when, key in rows[done:] if when < mark and not self.emitted[key]]
+        assert not missing, f"STATE claims {participant} up to {mark}: {missing[:2]}"
+        self.checked += 1
+
+
 def assert_states_claim_only_emitted(
     messages: t.Iterable[dict[str, t.Any]], rows: list[dict[str, str]]
 ) -> int:
     """No STATE claims a row that was not emitted before it; returns STATEs checked."""
-    by_participant: dict[int, list[tuple[str, t.Any]]] = {}
-    for row in rows:
-        by_participant.setdefault(int(row["user_id"]), []).append(
-            (_utc(row["record_time"]), row_key(row))
-        )
-    emitted: Counter[t.Any] = Counter()
-    checked = 0
-    for message in messages:
-        if message["type"] == "RECORD" and message["stream"] == STREAM:
-            emitted[row_key(message["record"])] += 1
-        elif message["type"] == "STATE":
-            marks = message["value"].get("bookmarks", {}).get(STREAM, {}).get("participants")
-            for participant, mark in (marks or {}).items():
-                missing = [
-                    key
-                    for when, key in by_participant.get(int(participant), [])
-                    if when < mark and not emitted[key]
-                ]
-                assert not missing, f"STATE claims {participant} up to {mark}: {missing[:2]}"
-                checked += 1
-    return checked
+    return Claims(rows).feed(messages).checked
 
 
 def assert_exact(run: TapRun, rows: list[dict[str, str]]) -> None:
@@ -193,73 +221,222 @@ def test_given_download_on_another_origin_when_synced_then_no_authorization_sent
 # --- kills --------------------------------------------------------------------------
 
 
+class LiveTap:
+    """The tap as a subprocess whose stdout and stderr are read as they come, by one
+    thread each, so that it never blocks on a full pipe; `watch` sees each stdout line
+    as soon as it is read."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        config: dict[str, t.Any],
+        state: dict[str, t.Any] | None,
+        *args: str,
+        watch: t.Callable[[str], None] = lambda line: None,
+    ) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "tap_avicenna", "--config", str(tmp_path / "config.json")]
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        if state is not None:
+            (tmp_path / "state.json").write_text(json.dumps(state))
+            command += ["--state", str(tmp_path / "state.json")]
+        self.proc = subprocess.Popen(
+            [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.out, watch)),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.err, None)),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(
+        pipe: t.IO[str] | None, lines: list[str], watch: t.Callable[[str], None] | None
+    ) -> None:
+        assert pipe is not None
+        for line in pipe:
+            lines.append(line)
+            if watch is not None:
+                watch(line)
+
+    def finish(self, timeout: float = 300) -> TapRun:
+        """Wait for the process to end; what it printed (complete lines only)."""
+        self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join()
+        out, err = "".join(self.out), "".join(self.err)
+        _OUTPUTS.extend([("stdout", out), ("stderr", err)])
+        messages = [json.loads(x) for x in self.out if x.startswith('{"type"') and x.endswith("\n")]
+        return TapRun(self.proc.returncode, out, err, messages)
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """SIGKILL once the tap has done `event` for the `nth` time.
+
+    Events are requests the simulator receives (`create`, `list`, `download`: the tap
+    is killed while it waits for the answer) or messages it writes (`record` of the
+    stream, `state+export`: a STATE adding a pending export, `state+window`: a STATE
+    moving a bookmark). After a message the tap can write at most a pipe's worth more
+    before it blocks, so a kill point never depends on how fast the machine is.
+    """
+
+    phase: str
+    event: str
+    nth: int
+
+    def __str__(self) -> str:
+        return f"{self.phase} ({self.event} #{self.nth})"
+
+
+class KillSwitch:
+    """Counts the tap's events and kills it at `point`."""
+
+    def __init__(self, point: KillPoint) -> None:
+        self.point = point
+        self.seen: Counter[str] = Counter()
+        self.fired = False
+        self._proc: subprocess.Popen[str] | None = None
+        self._attached = threading.Event()
+        self._lock = threading.Lock()
+        self._state: dict[str, t.Any] = {}
+
+    def attach(self, proc: subprocess.Popen[str]) -> None:
+        self._proc = proc
+        self._attached.set()
+
+    def event(self, name: str) -> None:
+        self._attached.wait()
+        with self._lock:
+            self.seen[name] += 1
+            if name == self.point.event and self.seen[name] == self.point.nth:
+                assert self._proc is not None
+                self._proc.kill()
+                self.fired = True
+
+    def message(self, line: str) -> None:
+        """Turns a stdout line into events."""
+        if line.startswith('{"type":"RECORD","stream":"' + STREAM + '"'):
+            self.event("record")
+        elif line.startswith('{"type":"STATE"') and line.endswith("\n"):
+            state = json.loads(line)["value"].get("bookmarks", {}).get(STREAM, {})
+            before, self._state = self._state, state
+            if set(state.get("pending_exports") or {}) - set(before.get("pending_exports") or {}):
+                self.event("state+export")
+            if (state.get("participants") or {}) != (before.get("participants") or {}):
+                self.event("state+window")
+
+
+# 4 exports (2 participants x 2 windows), at most 2 pending: two are created, polled and
+# downloaded, and the third is created while the first file is emitted.
+KILL_POINTS = [
+    KillPoint("poll", "list", 1),  # before any export exists
+    KillPoint("create", "create", 1),
+    KillPoint("create", "create", 2),
+    KillPoint("state written", "state+export", 1),
+    KillPoint("state written", "state+export", 2),
+    KillPoint("poll", "list", 2),
+    KillPoint("download", "download", 1),
+    KillPoint("create", "create", 3),  # the first file downloaded, not yet emitted
+    KillPoint("parse/emit", "record", 1),
+    KillPoint("state written", "state+window", 1),
+    KillPoint("download", "download", 2),
+    KillPoint("create", "create", 4),
+    KillPoint("parse/emit", "record", 2500),
+    KillPoint("state written", "state+window", 2),
+    KillPoint("poll", "list", 3),
+    KillPoint("download", "download", 3),
+    KillPoint("parse/emit", "record", 4500),
+    KillPoint("download", "download", 4),
+    KillPoint("state written", "state+window", 3),
+    KillPoint("parse/emit", "record", 7000),
+]
+
+
+@dataclass
+class Trial:
+    point: KillPoint
+    lost: int  # expected rows neither run emitted
+    reused: int  # exports of the killed run the resumed run took over
+    created: int  # exports the resumed run created
+    checked: int  # STATE bookmarks checked
+
+
+def kill_and_resume(
+    point: KillPoint, folder: Path, catalog: Path, claims: Claims, resume: threading.Lock
+) -> Trial:
+    """Kill a sync at `point`, then run one in-process sync from the last STATE the killed
+    run printed; each trial has its own simulator."""
+    sim = make_simulator(processing_delay=0.1)
+    try:
+        config = small_config(
+            sim,
+            end_date="2025-01-15T00:00:00Z",
+            max_concurrent_exports=2,
+            poll_interval_seconds=0.05,
+        )
+        switch = KillSwitch(point)
+        sim.on_request = switch.event
+        tap = LiveTap(folder, config, None, "--catalog", str(catalog), watch=switch.message)
+        switch.attach(tap.proc)
+        killed = tap.finish()
+        assert switch.fired and killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        state = killed.states()[-1] if killed.states() else None
+        before = len(sim.exports(STUDY_ID))
+        with resume:  # one in-process sync at a time: they share this process's stdout
+            resumed = sync_in_process(config, state, catalog)
+        created = len(sim.exports(STUDY_ID)) - before
+        claims = claims.fresh().feed(killed.messages).feed(resumed.messages)
+        assert set(claims.emitted) <= claims.expected, point
+        lost = len(claims.expected - set(claims.emitted))
+        reused = resumed.stderr.count("Resuming export #")
+        return Trial(point, lost, reused, created, claims.checked)
+    finally:
+        sim.stop()
+
+
+def test_given_20_runs_killed_at_chosen_points_when_each_resumed_then_no_row_is_lost(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL at each of KILL_POINTS, then one run from the last STATE the killed run
+    printed: the two runs together emit every expected row, and no STATE of either
+    claims a row that neither had emitted before it. Two trials run at a time (each
+    process mostly waits for its simulator)."""
+    sim = make_simulator()
+    config = small_config(sim, end_date="2025-01-15T00:00:00Z")
+    rows = expected(sim, config)
+    catalog = catalog_file(tmp_path, config, STREAM)
+    sim.stop()
+    claims = Claims(rows)
+    assert len(claims.expected) == len(rows) == 4 * 2016
+    resume = threading.Lock()
+
+    def trial(n: int) -> Trial:
+        return kill_and_resume(KILL_POINTS[n], tmp_path / f"t{n}", catalog, claims, resume)
+
+    with ThreadPoolExecutor(2) as pool:
+        trials = list(pool.map(trial, range(len(KILL_POINTS))))
+    lost = sum(trial.lost for trial in trials)
+    reused = sum(trial.reused for trial in trials)
+    print(
+        f"\nkill trials: {len(trials)}, rows lost: {lost}, exports re-used by resumed runs: "
+        f"{reused}, created by them: {sum(trial.created for trial in trials)}, STATE "
+        f"bookmarks checked: {sum(trial.checked for trial in trials)}, killed during: "
+        f"{dict(Counter(trial.point.phase for trial in trials))}"
+    )
+    assert lost == 0
+    assert reused > 0
+    assert all(trial.checked > 0 for trial in trials)
+
+
 def _start(config_path: Path, state_path: Path | None) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "tap_avicenna", "--config", str(config_path)]
     if state_path is not None:
         command += ["--state", str(state_path)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _phase(stderr: str) -> str:
-    """What the killed run was doing, from its last progress line."""
-    for line in reversed(stderr.splitlines()):
-        for marker, phase in (
-            ("rows emitted", "emit"),
-            ("Downloaded", "parse/emit"),
-            ("status Success", "download"),
-            ("Status poll", "poll"),
-            ("Created export", "create"),
-            ("planned", "create"),
-        ):
-            if marker in line:
-                return phase
-    return "start-up"
-
-
-def test_given_20_runs_killed_at_random_when_each_resumed_then_no_row_is_lost(
-    tmp_path: Path,
-) -> None:
-    """SIGKILL at a random moment, then one run from the last STATE the killed run
-    printed: the two runs together emit every expected row."""
-    sim = make_simulator(processing_delay=0.6)
-    rng = random.Random(20261128)
-    phases: Counter[str] = Counter()
-    reused = created = lost = 0
-    try:
-        config = small_config(sim, end_date="2025-01-15T00:00:00Z", poll_interval_seconds=0.2)
-        config_path = tmp_path / "config.json"
-        config_path.write_text(json.dumps(config))
-        rows = expected(sim, config)
-        for trial in range(20):
-            killed = _start(config_path, None)
-            time.sleep(rng.uniform(0.3, 3.5))
-            killed.send_signal(signal.SIGKILL)
-            out, err = killed.communicate()
-            _OUTPUTS.extend([("killed stdout", out), ("killed stderr", err)])
-            phases["finished" if killed.returncode == 0 else _phase(err)] += 1
-            first = [json.loads(x) for x in out.splitlines() if x.startswith('{"type"')]
-            states = [m["value"] for m in first if m["type"] == "STATE"]
-            before = len(sim.exports(1234))
-            (tmp_path / f"r{trial}").mkdir()
-            resumed = run_tap(tmp_path / f"r{trial}", config, states[-1] if states else None)
-            assert resumed.returncode == 0, resumed.stderr[-3000:]
-            reused += resumed.stderr.count("Resuming export #")
-            created += len(sim.exports(1234)) - before
-            union = {row_key(m["record"]) for m in first if m["type"] == "RECORD"}
-            union |= {row_key(r) for r in resumed.records(STREAM)}
-            missing = set(multiset(rows)) - union
-            lost += len(missing)
-            assert_states_claim_only_emitted(first, rows)
-            assert_states_claim_only_emitted(resumed.messages, rows)
-        print(
-            f"\nkill trials: 20, rows lost: {lost}, exports re-used by resumed runs: "
-            f"{reused}, created by them: {created}, killed during: {dict(phases)}"
-        )
-        assert lost == 0
-        assert reused > 0
-        assert len([p for p in phases if p not in ("finished", "start-up")]) >= 3
-    finally:
-        sim.stop()
 
 
 def test_given_sigterm_when_syncing_then_final_state_and_nonzero_exit(tmp_path: Path) -> None:
