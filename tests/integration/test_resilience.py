@@ -293,10 +293,11 @@ class KillPoint:
 
 
 class KillSwitch:
-    """Counts the tap's events and kills it at `point`."""
+    """Counts the tap's events and sends it `signum` at `point`."""
 
-    def __init__(self, point: KillPoint) -> None:
+    def __init__(self, point: KillPoint, signum: int = signal.SIGKILL) -> None:
         self.point = point
+        self.signum = signum
         self.seen: Counter[str] = Counter()
         self.fired = False
         self._proc: subprocess.Popen[str] | None = None
@@ -314,7 +315,7 @@ class KillSwitch:
             self.seen[name] += 1
             if name == self.point.event and self.seen[name] == self.point.nth:
                 assert self._proc is not None
-                self._proc.kill()
+                self._proc.send_signal(self.signum)
                 self.fired = True
 
     def message(self, line: str) -> None:
@@ -432,33 +433,28 @@ def test_given_20_runs_killed_at_chosen_points_when_each_resumed_then_no_row_is_
     assert all(trial.checked > 0 for trial in trials)
 
 
-def _start(config_path: Path, state_path: Path | None) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "tap_avicenna", "--config", str(config_path)]
-    if state_path is not None:
-        command += ["--state", str(state_path)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def test_given_sigterm_when_syncing_then_final_state_and_nonzero_exit(tmp_path: Path) -> None:
-    sim = make_simulator(processing_delay=1.0)
+def test_given_sigterm_while_exports_pending_and_records_emitted_then_final_state_claims_them(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM in the middle of the second file (the first window closed, the third
+    export pending at Avicenna): exit 143, one ERROR line, and a last STATE that keeps
+    the closed window and the pending exports and claims only rows emitted before it."""
+    sim = make_simulator(processing_delay=0.1)
     try:
-        config = small_config(sim)
-        config_path = tmp_path / "config.json"
-        config_path.write_text(json.dumps(config))
-        proc = _start(config_path, None)
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if '"type":"RECORD"' in line:
-                proc.send_signal(signal.SIGTERM)
-                break
-        out, err = proc.communicate()
-        _OUTPUTS.extend([("stdout", "".join(lines) + out), ("stderr", err)])
-        assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
-        messages = [json.loads(x) for x in ("".join(lines) + out).splitlines() if x]
-        assert messages[-1]["type"] == "STATE"
-        assert "Interrupted by signal 15" in err and "Traceback" not in err
-        assert_states_claim_only_emitted(messages, expected(sim, config))
+        config = small_config(sim, max_concurrent_exports=2, poll_interval_seconds=0.05)
+        switch = KillSwitch(KillPoint("parse/emit", "record", 2500), signal.SIGTERM)
+        tap = LiveTap(tmp_path, config, None, watch=switch.message)
+        switch.attach(tap.proc)
+        run = tap.finish()
+        assert switch.fired and run.returncode == 128 + signal.SIGTERM, run.stderr[-2000:]
+        assert "Traceback" not in run.stderr
+        assert len(run.error_lines()) == 1 and "Interrupted by signal 15" in run.error_lines()[0]
+        # the last STATE (the SDK writes none when nothing changed since the one before)
+        last = max(i for i, m in enumerate(run.messages) if m["type"] == "STATE")
+        final = run.messages[last]["value"]["bookmarks"][STREAM]
+        assert final["participants"] and final["pending_exports"], final
+        claims = Claims(expected(sim, config)).feed(run.messages[:last])
+        before = claims.checked
+        assert claims.feed(run.messages[last:]).checked > before
     finally:
         sim.stop()
