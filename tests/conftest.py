@@ -1,6 +1,6 @@
-"""Shared fixtures: a running simulator, the tap run as a real subprocess, and a
-check that no test's output ever shows the API key, the Authorization header or a
-download URL."""
+"""Shared fixtures: a running simulator, the tap run as a real subprocess (or in this
+process), and a check that no test's output ever shows the API key, the Authorization
+header or a download URL."""
 
 from __future__ import annotations
 
@@ -31,14 +31,37 @@ SECRET_MARKERS = (API_KEY, "ApiKey ", "/media/exports/")
 _OUTPUTS: list[tuple[str, str]] = []
 
 
-@pytest.fixture(autouse=True)
-def no_secrets_in_outputs() -> t.Iterator[None]:
-    """Every tap run's stdout, stderr and state is checked for secrets after each test."""
-    _OUTPUTS.clear()
-    yield
-    for what, text in _OUTPUTS:
+def _assert_no_secrets(outputs: list[tuple[str, str]]) -> None:
+    for what, text in outputs:
         for marker in SECRET_MARKERS:
             assert marker not in text, f"{marker!r} leaked into {what}"
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_outputs(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> t.Iterator[None]:
+    """After each test, everything it gathered is checked for secrets: the stdout,
+    stderr and state of every tap run (also those of wider-scoped fixtures, which run
+    before this one: nothing is cleared before the check), the tap's log records in this
+    process, and the messages of singer-sdk's in-process suite."""
+    caplog.set_level(logging.INFO, logger="tap-avicenna")
+    yield
+    if "runner" in request.fixturenames:  # singer-sdk's suite: the tap ran in this process
+        messages = getattr(request.getfixturevalue("runner"), "raw_messages", [])
+        _OUTPUTS.append(("singer-sdk suite messages", json.dumps(messages)))
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    _OUTPUTS.append(("log records", "\n".join(record.getMessage() for record in records)))
+    outputs = list(_OUTPUTS)
+    _OUTPUTS.clear()
+    _assert_no_secrets(outputs)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_secrets_left_unchecked() -> t.Iterator[None]:
+    """Outputs gathered after the last test's check (fixture teardowns)."""
+    yield
+    _assert_no_secrets(_OUTPUTS)
 
 
 def make_simulator(config: SimulatorConfig | None = None, **settings: t.Any) -> Simulator:

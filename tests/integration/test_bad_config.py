@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tap_avicenna.settings import CONFIG_SCHEMA
 from tap_avicenna.simulator import Simulator
 from tests.conftest import _OUTPUTS, TapRun, make_simulator, run_tap, sensor_exports, tap_config
 
@@ -113,6 +114,16 @@ BAD_SETTINGS: list[BadSetting] = [
         {"max_uncompressed_file_mb": 0},
         "max_uncompressed_file_mb",
     ),
+    BadSetting(
+        "export-timeout-seconds-zero", {"export_timeout_seconds": 0}, "export_timeout_seconds"
+    ),
+    BadSetting(
+        "request-timeout-seconds-negative",
+        {"request_timeout_seconds": -1},
+        "request_timeout_seconds",
+    ),
+    BadSetting("shard-count-zero", {"shard_count": 0}, "shard_count"),
+    BadSetting("shard-index-not-below-count", {"shard_count": 2, "shard_index": 2}, "shard_index"),
 ]
 
 
@@ -199,9 +210,30 @@ def assert_one_error_naming(run: TapRun, name: str) -> None:
     assert run.stdout.strip() == "", run.stdout[:2000]
 
 
-def test_bad_settings_list_covers_at_least_15_cases() -> None:
-    assert len(BAD_SETTINGS) >= 15
-    assert len({case.id for case in BAD_SETTINGS}) == len(BAD_SETTINGS)
+def test_given_the_tap_schema_then_each_required_and_number_setting_has_a_bad_case() -> None:
+    """A setting the tap requires, or a number setting, added without a case here fails."""
+    properties = CONFIG_SCHEMA["properties"]
+    kinds = {name: spec.get("type") for name, spec in properties.items()}
+    numbers = {
+        name
+        for name, kind in kinds.items()
+        if {"integer", "number"} & set(kind if isinstance(kind, list) else [kind])
+    }
+    missing = {
+        name
+        for name in CONFIG_SCHEMA["required"]
+        if not any(case.overrides.get(name) is REMOVE for case in BAD_SETTINGS)
+    }
+    missing |= {
+        name
+        for name in numbers
+        if not any(
+            case.names == name and case.overrides.get(name, REMOVE) is not REMOVE
+            for case in BAD_SETTINGS
+        )
+    }
+    assert {"username", "study_id", "start_date", "lookback_days"} <= set(properties)
+    assert not missing, f"no bad-setting case for {sorted(missing)}"
 
 
 @pytest.mark.parametrize("mode", list(MODES))
