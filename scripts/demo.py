@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,24 +26,20 @@ SCHEMA = "avicenna"
 SUMMARY = re.compile(r"(\w+): sync complete, ([\d,]+) rows emitted")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_simulator(port: int) -> subprocess.Popen[str]:
+def start_simulator() -> tuple[subprocess.Popen[str], int]:
+    """The simulator on a free port it binds itself (`--port 0`), and that port."""
     sim = subprocess.Popen(
-        [str(BIN / "tap-avicenna-simulator"), "--port", str(port)],
+        [str(BIN / "tap-avicenna-simulator"), "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
     )
     assert sim.stderr is not None
     line = sim.stderr.readline()
-    if "listening" not in line:
+    found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+    if found is None:
         sim.kill()
         sys.exit(f"demo: the simulator did not start: {line.strip()}")
-    return sim
+    return sim, int(found.group(1))
 
 
 def emitted_counts(log: str) -> Counter[str]:
@@ -92,8 +87,7 @@ def main() -> int:
     OUTPUT.mkdir(exist_ok=True)
     if args.target == "duckdb":
         (OUTPUT / "warehouse.duckdb").unlink(missing_ok=True)
-    port = free_port()
-    sim = start_simulator(port)
+    sim, port = start_simulator()
     env = {
         **os.environ,
         "TAP_AVICENNA_API_URL": f"http://127.0.0.1:{port}",

@@ -163,6 +163,14 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=300,
         description="Timeout of one HTTP request.",
     ),
+    th.Property(
+        "retry_backoff_seconds",
+        th.NumberType,
+        default=0.5,
+        description="Base of the exponential backoff between retries of a failed request: "
+        "retry n waits a random time between half and all of this x 2^(n-1) seconds, at "
+        "most 60 (a Retry-After answer is honoured instead).",
+    ),
 ).to_dict()
 
 _NUMBER_SETTINGS = {
@@ -241,6 +249,7 @@ class Settings:
     poll_interval_seconds: float
     export_timeout_seconds: float
     request_timeout_seconds: float
+    retry_backoff_seconds: float
     max_uncompressed_file_bytes: int
     shard_index: int = 0
     shard_count: int = 1
@@ -425,6 +434,7 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         poll_interval_seconds=_positive(config, "poll_interval_seconds", 10),
         export_timeout_seconds=_positive(config, "export_timeout_seconds", 3600),
         request_timeout_seconds=_positive(config, "request_timeout_seconds", 300),
+        retry_backoff_seconds=_positive(config, "retry_backoff_seconds", 0.5),
         max_uncompressed_file_bytes=int(
             _positive(config, "max_uncompressed_file_mb", 20480) * 1024 * 1024
         ),

@@ -60,6 +60,15 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The e2e tests share one PostgreSQL and meltano's system database (.meltano/):
+    under pytest-xdist (--dist loadgroup) they all run on one worker, one at a time."""
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group("postgres"))
+
+
 # --- subprocesses --------------------------------------------------------------------
 
 
@@ -70,8 +79,8 @@ def _text(value: str | bytes | None) -> str:
 
 
 def record_output(what: str, *texts: str) -> None:
-    """Hand output to the session's secret-leak check, and check it right away too:
-    outputs recorded by module-scoped fixtures are cleared before that check runs."""
+    """Hand output to the secret-leak check of tests/conftest.py, and check it right
+    away too (the failure then names the command)."""
     for text in texts:
         _OUTPUTS.append((what, text))
         for marker in SECRET_MARKERS:
