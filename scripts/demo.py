@@ -26,6 +26,17 @@ SCHEMA = "avicenna"
 SUMMARY = re.compile(r"(\w+): sync complete, ([\d,]+) rows emitted")
 
 
+def pg_port() -> str:
+    """The test PostgreSQL's port: PGTEST_PORT, else this checkout's (scripts/pg-test.sh)."""
+    script = ROOT / "scripts" / "pg-test.sh"
+    return (
+        os.environ.get("PGTEST_PORT")
+        or subprocess.run(
+            ["bash", str(script), "port"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
+
+
 def start_simulator() -> tuple[subprocess.Popen[str], int]:
     """The simulator on a free port it binds itself (`--port 0`), and that port."""
     sim = subprocess.Popen(
@@ -70,7 +81,7 @@ def duckdb_counts(streams: list[str]) -> dict[str, int]:
 def postgres_counts(streams: list[str]) -> dict[str, int]:
     import psycopg
 
-    port = os.environ.get("PGTEST_PORT", "55432")
+    port = pg_port()
     with psycopg.connect(
         host="127.0.0.1", port=port, user="tap", password="tap", dbname="tapdb"
     ) as conn:
@@ -92,7 +103,7 @@ def main() -> int:
         **os.environ,
         "TAP_AVICENNA_API_URL": f"http://127.0.0.1:{port}",
         "TARGET_POSTGRES_PASSWORD": "tap",
-        "TARGET_POSTGRES_PORT": os.environ.get("PGTEST_PORT", "55432"),
+        "TARGET_POSTGRES_PORT": pg_port(),
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
     }
