@@ -60,15 +60,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The e2e tests share one PostgreSQL and meltano's system database (.meltano/):
-    under pytest-xdist (--dist loadgroup) they all run on one worker, one at a time."""
-    for item in items:
-        if item.get_closest_marker("e2e"):
-            item.add_marker(pytest.mark.xdist_group("postgres"))
-
-
 # --- subprocesses --------------------------------------------------------------------
 
 
@@ -254,7 +245,16 @@ def pg_test(command: str) -> str:
 
 @pytest.fixture(scope="session")
 def pg() -> Postgres:
-    """The running test PostgreSQL; fails (never skips) when it is not there."""
+    """The running test PostgreSQL; fails (never skips) when it is not there, or when
+    pytest-xdist runs tests in several processes: the e2e tests share this server and
+    meltano's system database (.meltano/), so they run in one (`-n 0`)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+    if workers != "1":
+        pytest.fail(
+            f"the e2e tests run in one process, not {workers} xdist workers: add `-n 0` "
+            "(scripts/test.sh runs them so)",
+            pytrace=False,
+        )
     raw = os.environ.get("PGTEST_PORT", "").strip() or pg_test("port")
     if not raw.isdigit():
         pytest.fail(f"PGTEST_PORT must be a port number, got {raw!r}", pytrace=False)
