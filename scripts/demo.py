@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,24 +26,31 @@ SCHEMA = "avicenna"
 SUMMARY = re.compile(r"(\w+): sync complete, ([\d,]+) rows emitted")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def pg_port() -> str:
+    """The test PostgreSQL's port: PGTEST_PORT, else this checkout's (scripts/pg-test.sh)."""
+    script = ROOT / "scripts" / "pg-test.sh"
+    return (
+        os.environ.get("PGTEST_PORT")
+        or subprocess.run(
+            ["bash", str(script), "port"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
 
 
-def start_simulator(port: int) -> subprocess.Popen[str]:
+def start_simulator() -> tuple[subprocess.Popen[str], int]:
+    """The simulator on a free port it binds itself (`--port 0`), and that port."""
     sim = subprocess.Popen(
-        [str(BIN / "tap-avicenna-simulator"), "--port", str(port)],
+        [str(BIN / "tap-avicenna-simulator"), "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
     )
     assert sim.stderr is not None
     line = sim.stderr.readline()
-    if "listening" not in line:
+    found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+    if found is None:
         sim.kill()
         sys.exit(f"demo: the simulator did not start: {line.strip()}")
-    return sim
+    return sim, int(found.group(1))
 
 
 def emitted_counts(log: str) -> Counter[str]:
@@ -75,7 +81,7 @@ def duckdb_counts(streams: list[str]) -> dict[str, int]:
 def postgres_counts(streams: list[str]) -> dict[str, int]:
     import psycopg
 
-    port = os.environ.get("PGTEST_PORT", "55432")
+    port = pg_port()
     with psycopg.connect(
         host="127.0.0.1", port=port, user="tap", password="tap", dbname="tapdb"
     ) as conn:
@@ -92,13 +98,12 @@ def main() -> int:
     OUTPUT.mkdir(exist_ok=True)
     if args.target == "duckdb":
         (OUTPUT / "warehouse.duckdb").unlink(missing_ok=True)
-    port = free_port()
-    sim = start_simulator(port)
+    sim, port = start_simulator()
     env = {
         **os.environ,
         "TAP_AVICENNA_API_URL": f"http://127.0.0.1:{port}",
         "TARGET_POSTGRES_PASSWORD": "tap",
-        "TARGET_POSTGRES_PORT": os.environ.get("PGTEST_PORT", "55432"),
+        "TARGET_POSTGRES_PORT": pg_port(),
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
     }

@@ -173,6 +173,14 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Make a setting the tap does not know (a misspelt name) an error "
         "instead of a warning.",
     ),
+    th.Property(
+        "retry_backoff_seconds",
+        th.NumberType,
+        default=0.5,
+        description="Base of the exponential backoff between retries of a failed request: "
+        "retry n waits a random time between half and all of this x 2^(n-1) seconds, at "
+        "most 60 (a Retry-After answer is honoured instead).",
+    ),
 ).to_dict()
 
 _NUMBER_SETTINGS = {
@@ -251,6 +259,7 @@ class Settings:
     poll_interval_seconds: float
     export_timeout_seconds: float
     request_timeout_seconds: float
+    retry_backoff_seconds: float
     max_uncompressed_file_bytes: int
     shard_index: int = 0
     shard_count: int = 1
@@ -457,6 +466,7 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         poll_interval_seconds=_positive(config, "poll_interval_seconds", 10),
         export_timeout_seconds=_positive(config, "export_timeout_seconds", 3600),
         request_timeout_seconds=_positive(config, "request_timeout_seconds", 300),
+        retry_backoff_seconds=_positive(config, "retry_backoff_seconds", 0.5),
         max_uncompressed_file_bytes=int(
             _positive(config, "max_uncompressed_file_mb", 20480) * 1024 * 1024
         ),

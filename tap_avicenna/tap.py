@@ -142,6 +142,7 @@ class TapAvicenna(Tap):
             username=s.username,
             api_key=s.api_key,
             request_timeout=s.request_timeout_seconds,
+            backoff_base=s.retry_backoff_seconds,
         )
 
     @functools.cached_property

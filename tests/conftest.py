@@ -1,6 +1,6 @@
-"""Shared fixtures: a running simulator, the tap run as a real subprocess, and a
-check that no test's output ever shows the API key, the Authorization header or a
-download URL."""
+"""Shared fixtures: a running simulator, the tap run as a real subprocess (or in this
+process), and a check that no test's output ever shows the API key, the Authorization
+header or a download URL."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import io
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,14 +33,37 @@ SECRET_MARKERS = (API_KEY, "ApiKey ", "/media/exports/")
 _OUTPUTS: list[tuple[str, str]] = []
 
 
-@pytest.fixture(autouse=True)
-def no_secrets_in_outputs() -> t.Iterator[None]:
-    """Every tap run's stdout, stderr and state is checked for secrets after each test."""
-    _OUTPUTS.clear()
-    yield
-    for what, text in _OUTPUTS:
+def _assert_no_secrets(outputs: list[tuple[str, str]]) -> None:
+    for what, text in outputs:
         for marker in SECRET_MARKERS:
             assert marker not in text, f"{marker!r} leaked into {what}"
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_outputs(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> t.Iterator[None]:
+    """After each test, everything it gathered is checked for secrets: the stdout,
+    stderr and state of every tap run (also those of wider-scoped fixtures, which run
+    before this one: nothing is cleared before the check), the tap's log records in this
+    process, and the messages of singer-sdk's in-process suite."""
+    caplog.set_level(logging.INFO, logger="tap-avicenna")
+    yield
+    if "runner" in request.fixturenames:  # singer-sdk's suite: the tap ran in this process
+        messages = getattr(request.getfixturevalue("runner"), "raw_messages", [])
+        _OUTPUTS.append(("singer-sdk suite messages", json.dumps(messages)))
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    _OUTPUTS.append(("log records", "\n".join(record.getMessage() for record in records)))
+    outputs = list(_OUTPUTS)
+    _OUTPUTS.clear()
+    _assert_no_secrets(outputs)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_secrets_left_unchecked() -> t.Iterator[None]:
+    """Outputs gathered after the last test's check (fixture teardowns)."""
+    yield
+    _assert_no_secrets(_OUTPUTS)
 
 
 def make_simulator(config: SimulatorConfig | None = None, **settings: t.Any) -> Simulator:
@@ -151,9 +176,59 @@ def run_tap(
         command += ["--state", str(state_path)]
     env = {**os.environ, "TAP_AVICENNA_LOGLEVEL": "INFO"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    _OUTPUTS.extend([("stdout", done.stdout), ("stderr", done.stderr)])
-    messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"type"')]
-    return TapRun(done.returncode, done.stdout, done.stderr, messages)
+    return _parsed(done.returncode, done.stdout, done.stderr)
+
+
+@contextlib.contextmanager
+def _tap_in_this_process() -> t.Iterator[None]:
+    """Puts back what a tap run changes in the process it runs in: the SIGINT/SIGTERM
+    handlers (a tap made in the main thread installs its own), the root logger's
+    handlers and level, `sys.excepthook` and warnings capture."""
+    main = threading.current_thread() is threading.main_thread()
+    signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    root = logging.getLogger()
+    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
+    try:
+        yield
+    finally:
+        for signum, handler in signals.items():
+            signal.signal(signum, handler)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        sys.excepthook = hook
+        logging.captureWarnings(False)
+
+
+def _parsed(returncode: int, stdout: str, stderr: str) -> TapRun:
+    _OUTPUTS.extend([("stdout", stdout), ("stderr", stderr)])
+    messages = [json.loads(line) for line in stdout.splitlines() if line.startswith('{"type"')]
+    return TapRun(returncode, stdout, stderr, messages)
+
+
+def cli_in_process(tmp_path: Path, config: dict[str, t.Any] | Path, *args: str) -> TapRun:
+    """`tap-avicenna --config <config> ARGS` run by its click command in this process
+    (stdout and stderr captured, exit code from SystemExit): what the CLI prints and
+    its exit code, without a process start. `config` is a settings object (written to
+    tmp_path/config.json) or a path given as it is."""
+    from tap_avicenna.tap import TapAvicenna
+
+    if isinstance(config, Path):
+        path = config
+    else:
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(config))
+    out, err = io.BytesIO(), io.StringIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    code: int = 0
+    with _tap_in_this_process(), contextlib.redirect_stdout(stdout):
+        with contextlib.redirect_stderr(err):
+            command = TapAvicenna.cli  # its console log handler writes to `err`
+            try:
+                command.main(["--config", str(path), *args], prog_name="tap-avicenna")
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        stdout.flush()
+    return _parsed(code, out.getvalue().decode(), err.getvalue())
 
 
 def sync_in_process(
@@ -177,7 +252,7 @@ def sync_in_process(
     logger.setLevel(logging.INFO)
     stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
     try:
-        with contextlib.redirect_stdout(stdout):
+        with _tap_in_this_process(), contextlib.redirect_stdout(stdout):
             tap = TapAvicenna(  # copies: the tap changes its config and state in place
                 config=json.loads(json.dumps(config)),
                 state=None if state is None else json.loads(json.dumps(state)),
@@ -189,9 +264,7 @@ def sync_in_process(
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-    _OUTPUTS.extend([("stdout", text), ("logs", err.getvalue())])
-    messages = [json.loads(line) for line in text.splitlines() if line.startswith('{"type"')]
-    return TapRun(0, text, err.getvalue(), messages)
+    return _parsed(0, text, err.getvalue())
 
 
 def catalog_file(

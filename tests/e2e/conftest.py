@@ -1,9 +1,9 @@
 """End-to-end fixtures: a real PostgreSQL, meltano and target-postgres as subprocesses.
 
 PostgreSQL is the throwaway server of `scripts/pg-test.sh` (user tap, password tap,
-database tapdb on 127.0.0.1), found through `PGTEST_PORT`; `scripts/test.sh` starts it
-and exports the port. Without `PGTEST_PORT` every e2e test fails (it never skips):
-deselect them with `-m "not e2e"` instead.
+database tapdb on 127.0.0.1) on `PGTEST_PORT`, else on this checkout's port (`bash
+scripts/pg-test.sh port`); `scripts/test.sh` starts it. Without a server there every
+e2e test fails (it never skips): deselect them with `-m "not e2e"` instead.
 
 Each pipeline gets its own PostgreSQL schema and its own meltano state id (a
 `--state-id-suffix`), both removed afterwards, so tests never see each other's data.
@@ -70,8 +70,8 @@ def _text(value: str | bytes | None) -> str:
 
 
 def record_output(what: str, *texts: str) -> None:
-    """Hand output to the session's secret-leak check, and check it right away too:
-    outputs recorded by module-scoped fixtures are cleared before that check runs."""
+    """Hand output to the secret-leak check of tests/conftest.py, and check it right
+    away too (the failure then names the command)."""
     for text in texts:
         _OUTPUTS.append((what, text))
         for marker in SECRET_MARKERS:
@@ -232,19 +232,30 @@ class Postgres:
             conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
 
 
+def pg_test(command: str) -> str:
+    """What `bash scripts/pg-test.sh <command>` prints (`port`: this checkout's port)."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "pg-test.sh"), command],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
 @pytest.fixture(scope="session")
 def pg() -> Postgres:
-    """The running test PostgreSQL; fails (never skips) when it is not there."""
-    raw = os.environ.get("PGTEST_PORT", "").strip()
-    if not raw:
+    """The running test PostgreSQL; fails (never skips) when it is not there, or when
+    pytest-xdist runs tests in several processes: the e2e tests share this server and
+    meltano's system database (.meltano/), so they run in one (`-n 0`)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+    if workers != "1":
         pytest.fail(
-            "PGTEST_PORT is not set. The e2e tests load into the throwaway PostgreSQL "
-            "of scripts/pg-test.sh: run `bash scripts/test.sh`, or "
-            "`PGTEST_PORT=55432 bash scripts/pg-test.sh start` and then "
-            "`PGTEST_PORT=55432 .venv/bin/pytest tests/e2e`. "
-            "Deselect them with -m 'not e2e'.",
+            f"the e2e tests run in one process, not {workers} xdist workers: add `-n 0` "
+            "(scripts/test.sh runs them so)",
             pytrace=False,
         )
+    raw = os.environ.get("PGTEST_PORT", "").strip() or pg_test("port")
     if not raw.isdigit():
         pytest.fail(f"PGTEST_PORT must be a port number, got {raw!r}", pytrace=False)
     server = Postgres(int(raw))
@@ -254,7 +265,8 @@ def pg() -> Postgres:
         pytest.fail(
             f"PGTEST_PORT={raw} but PostgreSQL on {PG_HOST}:{raw} (user {PG_USER}, "
             f"database {PG_DB}) is not reachable: {exc}\n"
-            f"Start it with `PGTEST_PORT={raw} bash scripts/pg-test.sh start`.",
+            f"Start it with `PGTEST_PORT={raw} bash scripts/pg-test.sh start`, or run "
+            "`bash scripts/test.sh`; deselect the e2e tests with -m 'not e2e'.",
             pytrace=False,
         )
     missing = [str(p.relative_to(ROOT)) for p in (MELTANO, TAP, TARGET) if not p.exists()]

@@ -1,9 +1,11 @@
 """Bad settings: every one ends the run with exit 1 and one ERROR line naming the setting.
 
-Each case runs the tap as a subprocess twice (a sync and `--discover`) against a running
-simulator and checks: a non-zero exit code, exactly one `| ERROR` line on stderr, that
-line naming the setting, no traceback, nothing on stdout, and no request reaching the
-simulator (settings are checked before any network call).
+Each case runs the tap's command twice (a sync and `--discover`) against a running
+simulator and checks: exit code 1, exactly one `| ERROR` line on stderr, that line
+naming the setting, no traceback, nothing on stdout, and no request reaching the
+simulator (settings are checked before any network call). Sync and `--discover` share
+one settings check, so the cases run the command in this process; a few run it as a
+process too, for the exit code and the output of a real one.
 """
 
 from __future__ import annotations
@@ -17,9 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from singer_sdk.helpers.capabilities import BATCH_CONFIG, FLATTENING_CONFIG, STREAM_MAPS_CONFIG
 
+from tap_avicenna.settings import CONFIG_SCHEMA
 from tap_avicenna.simulator import Simulator
-from tests.conftest import _OUTPUTS, TapRun, make_simulator, run_tap, sensor_exports, tap_config
+from tests.conftest import (
+    _OUTPUTS,
+    TapRun,
+    cli_in_process,
+    make_simulator,
+    run_tap,
+    sensor_exports,
+    tap_config,
+)
 
 REMOVE = object()
 """An override value that deletes the setting from the config."""
@@ -113,6 +125,17 @@ BAD_SETTINGS: list[BadSetting] = [
         {"max_uncompressed_file_mb": 0},
         "max_uncompressed_file_mb",
     ),
+    BadSetting(
+        "export-timeout-seconds-zero", {"export_timeout_seconds": 0}, "export_timeout_seconds"
+    ),
+    BadSetting(
+        "request-timeout-seconds-negative",
+        {"request_timeout_seconds": -1},
+        "request_timeout_seconds",
+    ),
+    BadSetting("retry-backoff-seconds-zero", {"retry_backoff_seconds": 0}, "retry_backoff_seconds"),
+    BadSetting("shard-count-zero", {"shard_count": 0}, "shard_count"),
+    BadSetting("shard-index-not-below-count", {"shard_count": 2, "shard_index": 2}, "shard_index"),
 ]
 
 
@@ -191,7 +214,7 @@ def run_cli(config_path: Path, *args: str) -> TapRun:
 
 
 def assert_one_error_naming(run: TapRun, name: str) -> None:
-    assert run.returncode != 0, run.stderr[-3000:]
+    assert run.returncode == 1, run.stderr[-3000:]
     errors = run.error_lines()
     assert len(errors) == 1, run.stderr[-3000:]
     assert name in errors[0], errors[0]
@@ -199,9 +222,36 @@ def assert_one_error_naming(run: TapRun, name: str) -> None:
     assert run.stdout.strip() == "", run.stdout[:2000]
 
 
-def test_bad_settings_list_covers_at_least_15_cases() -> None:
-    assert len(BAD_SETTINGS) >= 15
-    assert len({case.id for case in BAD_SETTINGS}) == len(BAD_SETTINGS)
+def test_given_the_tap_schema_then_each_required_and_number_setting_has_a_bad_case() -> None:
+    """A setting the tap requires, or a number setting, added without a case here fails.
+    (singer-sdk adds its own settings to the tap's schema object once a tap is made.)"""
+    sdk = {
+        name
+        for settings in (FLATTENING_CONFIG, STREAM_MAPS_CONFIG, BATCH_CONFIG)
+        for name in settings["properties"]
+    }
+    properties = {k: v for k, v in CONFIG_SCHEMA["properties"].items() if k not in sdk}
+    kinds = {name: spec.get("type") for name, spec in properties.items()}
+    numbers = {
+        name
+        for name, kind in kinds.items()
+        if {"integer", "number"} & set(kind if isinstance(kind, list) else [kind])
+    }
+    missing = {
+        name
+        for name in CONFIG_SCHEMA["required"]
+        if not any(case.overrides.get(name) is REMOVE for case in BAD_SETTINGS)
+    }
+    missing |= {
+        name
+        for name in numbers
+        if not any(
+            case.names == name and case.overrides.get(name, REMOVE) is not REMOVE
+            for case in BAD_SETTINGS
+        )
+    }
+    assert {"username", "study_id", "start_date", "lookback_days"} <= set(properties)
+    assert not missing, f"no bad-setting case for {sorted(missing)}"
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -209,6 +259,21 @@ def test_bad_settings_list_covers_at_least_15_cases() -> None:
 def test_given_bad_setting_when_run_then_exit_1_with_one_error_line_naming_it(
     sim: Simulator, tmp_path: Path, case: BadSetting, mode: str
 ) -> None:
+    before = requests_served(sim)
+    run = cli_in_process(tmp_path, bad_config(sim, case.overrides), *MODES[mode])
+    assert_one_error_naming(run, case.names)
+    assert requests_served(sim) == before, "a request was sent before the settings were checked"
+
+
+AS_PROCESS = ["missing-api-key", "end-date-before-start-date", "data-source-unknown-field-type"]
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("case_id", AS_PROCESS)
+def test_given_bad_setting_when_run_as_a_process_then_exit_1_with_one_error_line_naming_it(
+    sim: Simulator, tmp_path: Path, case_id: str, mode: str
+) -> None:
+    case = next(case for case in BAD_SETTINGS if case.id == case_id)
     before = requests_served(sim)
     run = run_tap(tmp_path, bad_config(sim, case.overrides), None, *MODES[mode], timeout=60)
     assert_one_error_naming(run, case.names)
@@ -221,7 +286,14 @@ def test_given_unreadable_config_file_when_run_then_exit_1_with_one_error_line_n
     tmp_path: Path, case: BadConfigFile, mode: str
 ) -> None:
     path = case.make(tmp_path)
-    assert_one_error_naming(run_cli(path, *MODES[mode]), str(path))
+    assert_one_error_naming(cli_in_process(tmp_path, path, *MODES[mode]), str(path))
+
+
+def test_given_unreadable_config_file_when_installed_command_run_then_exit_1_one_line(
+    tmp_path: Path,
+) -> None:
+    path = _invalid_json(tmp_path)
+    assert_one_error_naming(run_cli(path), str(path))
 
 
 def test_given_numeric_strings_for_number_settings_when_synced_then_accepted(

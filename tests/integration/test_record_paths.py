@@ -4,10 +4,15 @@ what the SDK promises: field selection, stream maps, flattening and state."""
 from __future__ import annotations
 
 import typing as t
+from collections import Counter
 from pathlib import Path
 
+import pytest
+from singer_sdk import Stream
+
 from tap_avicenna.simulator import Simulator
-from tests.conftest import catalog_file, run_tap, tap_config
+from tap_avicenna.streams.base import ExportStream
+from tests.conftest import catalog_file, run_tap, sync_in_process, tap_config
 
 STREAM = "sensor_gps"
 
@@ -23,16 +28,32 @@ def small(sim: Simulator, **extra: t.Any) -> dict[str, t.Any]:
 
 
 def test_given_flattening_on_when_synced_then_sdk_loop_writes_the_same_records(
-    simulator: Simulator, tmp_path: Path
+    simulator: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Flattening (nothing to flatten here) sends records through the SDK's own loop."""
-    (tmp_path / "fast").mkdir()
-    (tmp_path / "sdk").mkdir()
-    fast = run_tap(tmp_path / "fast", small(simulator))
-    flattening = small(simulator, flattening_enabled=True, flattening_max_depth=1)
-    sdk = run_tap(tmp_path / "sdk", flattening)
-    assert fast.returncode == sdk.returncode == 0, fast.stderr[-2000:] + sdk.stderr[-2000:]
-    assert fast.records(STREAM) and fast.records(STREAM) == sdk.records(STREAM)
+    """Flattening (nothing to flatten here) sends records through the SDK's own loop,
+    which writes the same messages as the fast path. Which loop wrote a stream's records
+    is counted (the fast path per stream, the SDK's loop per record)."""
+    loops: Counter[tuple[str, str]] = Counter()
+    fast_records, write_record = ExportStream.fast_records, Stream._write_record_message
+
+    def counted_fast(stream: ExportStream) -> t.Generator[dict[str, t.Any], t.Any, t.Any]:
+        loops["fast", stream.name] += 1
+        return fast_records(stream)
+
+    def counted_sdk(stream: Stream, record: dict[str, t.Any]) -> None:
+        loops["sdk", stream.name] += 1
+        write_record(stream, record)
+
+    monkeypatch.setattr(ExportStream, "fast_records", counted_fast)
+    monkeypatch.setattr(Stream, "_write_record_message", counted_sdk)
+    fast = sync_in_process(small(simulator))
+    fast_loops = dict(loops)
+    loops.clear()
+    sdk = sync_in_process(small(simulator, flattening_enabled=True, flattening_max_depth=1))
+    records = fast.records(STREAM)
+    assert fast_loops == {("fast", "participants"): 1, ("fast", STREAM): 1}
+    assert dict(loops) == {("sdk", "participants"): 5, ("sdk", STREAM): len(records)}
+    assert records and records == sdk.records(STREAM)
     assert fast.last_state["bookmarks"][STREAM] == sdk.last_state["bookmarks"][STREAM]
     keys = {tuple(m) for m in fast.messages if m["type"] == "RECORD"}
     assert keys == {("type", "stream", "record", "time_extracted")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -186,7 +187,7 @@ def test_given_fault_when_synced_then_exact_rows_or_one_clear_line(
         sim.faults.retry_after = 1
         for name, value in fault.knobs.items():
             setattr(sim.faults, name, value)
-        config = small_config(sim, **fault.settings)
+        config = small_config(sim, retry_backoff_seconds=0.01, **fault.settings)
         run = run_tap(tmp_path, config)
         rows = expected(sim, config)
         if fault.fails_with is None:
@@ -197,6 +198,11 @@ def test_given_fault_when_synced_then_exact_rows_or_one_clear_line(
             assert fault.evidence in run.stderr, run.stderr[-3000:]
         elif fault.fails_with is None:
             assert sim.stats()["faults_injected"] > 0
+        # A 429's Retry-After (1 s) is honoured; other first retries wait 0.005-0.01 s.
+        first_retries = re.findall(r": HTTP (\d+); retry 1 in ([\d.]+)s", run.stderr)
+        assert bool(first_retries) == (fault.evidence or "").startswith("HTTP")
+        for status, delay in first_retries:
+            assert delay == ("1.0" if status == "429" else "0.0"), (status, delay)
     finally:
         sim.stop()
 

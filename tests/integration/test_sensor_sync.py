@@ -83,7 +83,7 @@ def test_given_faults_when_synced_then_same_exact_rows_and_exit_0(
     faults.fail_next_exports = 1
     faults.truncate_next_downloads = 1
     faults.omit_id_next_creates = 1
-    config = tap_config(simulator)
+    config = tap_config(simulator, retry_backoff_seconds=0.01)
     run = run_tap(tmp_path, config)
     assert run.returncode == 0, run.stderr[-3000:]
     assert_exact_rows(simulator, config, run)
