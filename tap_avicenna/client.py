@@ -11,13 +11,14 @@ import datetime as dt
 import email.utils
 import logging
 import random
+import re
 import time
 import typing as t
 from urllib.parse import urlsplit
 
 import requests
 
-from tap_avicenna.errors import ApiError, AuthError
+from tap_avicenna.errors import ApiError, AuthError, ColumnsRefused
 
 LOGGER = logging.getLogger("tap-avicenna.client")
 
@@ -249,10 +250,14 @@ class AvicennaClient:
                         f"or user '{self.username}' has no access to it"
                     )
                 if status != 429 and status < 500:
-                    raise ApiError(
+                    message = (
                         f"Avicenna refused {method} {path} with HTTP {status}: "
                         f"{_short_detail(response)}"
                     )
+                    refused = _named_columns(response, kwargs.get("json")) if status == 400 else ()
+                    if refused:
+                        raise ColumnsRefused(message, refused)
+                    raise ApiError(message)
                 last = f"HTTP {status}"
                 retry_after = _retry_after(response.headers.get("Retry-After"))
             if attempt == self.max_attempts:
@@ -290,6 +295,21 @@ def _retry_after(value: str | None) -> float | None:
             when = when.replace(tzinfo=dt.timezone.utc)
         seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def _named_columns(response: requests.Response, body: t.Any) -> tuple[str, ...]:
+    """The columns of a filter export body (`rule_set.columns`) that its error answer
+    names, each as a whole name (not inside `session.uuid` or `Q20`)."""
+    rule_set = body.get("rule_set") if isinstance(body, dict) else None
+    columns = rule_set.get("columns") if isinstance(rule_set, dict) else None
+    if not isinstance(columns, list) or not columns:
+        return ()
+    text = response.text[:20_000]
+    return tuple(
+        column
+        for column in columns
+        if isinstance(column, str) and re.search(rf"(?<![\w.]){re.escape(column)}(?!\w|\.\w)", text)
+    )
 
 
 def _short_detail(response: requests.Response) -> str:

@@ -7,6 +7,7 @@ import decimal
 import ipaddress
 import re
 import typing as t
+import zoneinfo
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -163,6 +164,22 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=300,
         description="Timeout of one HTTP request.",
     ),
+    # How cells are read.
+    th.Property(
+        "strict_types",
+        th.BooleanType,
+        default=False,
+        description="Fail the sync on a cell that does not fit its column's type (naming the "
+        "file, line, column and value) instead of leaving the field null and keeping the "
+        "cell's text in the record's `_untyped_cells`.",
+    ),
+    th.Property(
+        "naive_timestamps_time_zone",
+        th.StringType,
+        default="UTC",
+        description="Time zone (IANA name, e.g. `America/Toronto`) of the timestamps export "
+        "files write without an offset.",
+    ),
 ).to_dict()
 
 _NUMBER_SETTINGS = {
@@ -244,6 +261,8 @@ class Settings:
     max_uncompressed_file_bytes: int
     shard_index: int = 0
     shard_count: int = 1
+    strict_types: bool = False
+    naive_time_zone: dt.tzinfo | None = None  # of timestamps without an offset; None: UTC
 
     def in_shard(self, participant_id: int) -> bool:
         return participant_id % self.shard_count == self.shard_index
@@ -361,6 +380,20 @@ def _surveys(raw: t.Any) -> tuple[Survey, ...]:
     return tuple(surveys)
 
 
+def _time_zone(value: t.Any) -> dt.tzinfo | None:
+    """`naive_timestamps_time_zone` as a zone, None for UTC."""
+    name = str(value or "UTC").strip()
+    if name.upper() in ("UTC", "Z", "ETC/UTC"):
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ConfigError(
+            f"Setting 'naive_timestamps_time_zone' is not a known time zone: {value!r} "
+            "(an IANA name such as 'UTC' or 'America/Toronto')"
+        ) from None
+
+
 def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None) -> Settings:
     """Check the settings beyond what the JSON schema can say; raise ConfigError."""
     for name in ("username", "api_key"):
@@ -430,4 +463,6 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         ),
         shard_index=shard_index,
         shard_count=shard_count,
+        strict_types=config.get("strict_types") is True,
+        naive_time_zone=_time_zone(config.get("naive_timestamps_time_zone")),
     )
