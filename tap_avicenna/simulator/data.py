@@ -302,9 +302,9 @@ def _with_dirt(rows: Iterator[Row], null_rate: float, odd_rate: float, seed: int
     null_below = int(null_rate * 2**32)
     odd_below = int((null_rate + odd_rate) * 2**32)
     for row in rows:
-        key = zlib.crc32(",".join(row).encode())
+        h = seed_of(seed, zlib.crc32(",".join(row).encode()))
         for i in range(VALUE_AT, len(row)):
-            h = seed_of(seed, key, i)
+            h = mix64((h + _GOLDEN) & MASK64)
             roll = h & 0xFFFFFFFF
             if roll < null_below:
                 row[i] = NULL_WORDS[(h >> 32) % len(NULL_WORDS)]
