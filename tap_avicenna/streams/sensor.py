@@ -100,6 +100,7 @@ class SensorStream(WindowedExportStream):
         for read in self.read_tables(ready):
             pid_at = read.columns.index("participant_id")
             time_at = read.columns.index("record_time")
+            fields = read.converter.fields
             for values in self.typed_rows(read, ready.job.name):
                 when = values[time_at]
                 if when is None or values[pid_at] not in participants or not lower <= when < upper:
@@ -107,7 +108,7 @@ class SensorStream(WindowedExportStream):
                     continue
                 if not window_start <= when < window_end:
                     outside += 1
-                record = read.record(values)
+                record = dict(zip(fields, values, strict=False))  # ReadTable.record, inlined
                 record[ROW_ID] = self.row_id(record)
                 yield record
         self._log_rows(ready, dropped, outside)
