@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from tap_avicenna.parsing import RawTable, converter_for
-from tap_avicenna.parsing.values import UNTYPED
+from tap_avicenna.parsing.values import NULL_WORDS, UNTYPED
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -50,6 +50,7 @@ _ENCODE = msgspec.json.Encoder().encode
 _UTC_STAMP = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\.\d{6}(\+00:00|Z)$"
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 _NULL_TEXT = pa.scalar(None, pa.string())
+_NULL_WORDS = pa.array(sorted(NULL_WORDS), pa.string())
 
 
 class NotColumnar(Exception):
@@ -212,16 +213,23 @@ def convert(
     whole = _whole(cells, json_type)
     if whole is not None:
         return whole, None
-    plain = _plain(cells, json_type)
-    if plain is None:
-        return _python(cells, json_type, zone, strict)
-    mask, arrow_values = plain
-    rest = pc.invert(mask)
-    values, untyped = _python(pc.filter(cells, rest), json_type, zone, strict)
-    merged = pc.replace_with_mask(arrow_values, rest, values)
+    size = len(cells)
+    done, values = _plain(cells, json_type) or (_none(size), pa.nulls(size, ARROW_TYPES[json_type]))
+    rest = pc.invert(pc.or_(done, _null_words(cells)))  # null words are null: not Python's
+    if not pc.any(rest).as_py():
+        return values, None
+    python_values, untyped = _python(pc.filter(cells, rest), json_type, zone, strict)
+    merged = pc.replace_with_mask(values, rest, python_values)
     if untyped is not None:
-        untyped = pc.replace_with_mask(_none(len(cells)), rest, untyped)
+        untyped = pc.replace_with_mask(_none(size), rest, untyped)
     return merged, untyped
+
+
+def _null_words(cells: pa.Array) -> pa.Array:
+    """Which cells are null, or a null word with ASCII spaces around and in any ASCII case
+    (all of them null words to Python's `is_null_word` too; the others it checks itself)."""
+    words = pc.is_in(pc.ascii_lower(pc.ascii_trim_whitespace(cells)), value_set=_NULL_WORDS)
+    return pc.fill_null(words, True)
 
 
 def _whole(cells: pa.Array, json_type: str) -> pa.Array | None:
@@ -320,18 +328,14 @@ def untyped_text(odd: list[tuple[str, pa.Array, pa.Array]]) -> pa.Array:
     """Each row's untyped cells as the JSON object text `RowConverter` keeps in `UNTYPED`
     (column -> cell, in file order), null where the row has none. `odd`: (column, its
     cells, the mask of its untyped cells) of each column with some, in file order."""
-    members = pc.binary_join_element_wise(
-        *(
-            pc.if_else(
-                mask,
-                pc.binary_join_element_wise("," + _key(name), json_text(cells, "string"), ""),
-                "",
-            )
-            for name, cells, mask in odd
-        ),
-        "",
-    )
-    text = pc.binary_join_element_wise(pc.utf8_replace_slice(members, 0, 1, "{"), "}", "")
+    size = len(odd[0][1])
+    members = []
+    for name, cells, mask in odd:
+        text = json_text(pc.filter(cells, mask), "string")  # the few untyped cells only
+        member = pc.binary_join_element_wise("," + _key(name), text, "")
+        members.append(pc.replace_with_mask(pa.nulls(size, pa.string()), mask, member))
+    joined = pc.binary_join_element_wise(*(pc.fill_null(m, "") for m in members), "")
+    text = pc.binary_join_element_wise(pc.utf8_replace_slice(joined, 0, 1, "{"), "}", "")
     return pc.if_else(functools.reduce(pc.or_, (mask for _, _, mask in odd)), text, _NULL_TEXT)
 
 
