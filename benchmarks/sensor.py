@@ -1,10 +1,13 @@
-"""Sensor path: RECORD throughput and peak RSS, the raw lower bound, BATCH, and how peak
-RSS scales from a 1M-row to a 3M-row export."""
+"""Sensor path: RECORD throughput and peak RSS, the raw lower bound, BATCH, the same
+export with null words and odd cells ("dirty"), and how peak RSS scales from a 1M-row to
+a 3M-row export."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
+import re
 import shutil
 import typing as t
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from benchmarks.simulation import (
     fetch_sensor_file,
     sensor_config,
 )
+from tap_avicenna.simulator.data import ODD_CELLS, VALUE_AT
 from tap_avicenna.simulator.exports import DATA_SOURCE
 
 SOURCE_ID = 20
@@ -41,6 +45,8 @@ RAW_RATIO_GOAL = 0.3
 BATCH_GOAL = 400_000.0
 RSS_GOAL_MB = 150.0
 RSS_SCALING_GOAL = 1.10
+NULL_WORD_RATE, ODD_CELL_RATE = 0.05, 0.01  # of the dirty file's value cells
+_UNTYPED = re.compile(r"(\d+) cell\(s\) did not fit their column's type")
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,14 @@ class SensorResults:
     batches: list[BatchMeasure] = field(default_factory=list)
     large: SyncMeasure | None = None
     large_batch: BatchMeasure | None = None
+    dirty: SyncMeasure | None = None
+    dirty_batch: BatchMeasure | None = None
+    odd_cells: int = 0  # in the dirty file's value cells
+
+
+def untyped_cells(run: TapRun) -> int:
+    """The cells the tap kept in `_untyped_cells`, from its WARNING lines."""
+    return sum(int(m.group(1)) for m in _UNTYPED.finditer(run.stderr))
 
 
 def run_main(workdir: Path, sizes: SensorSizes, results: SensorResults) -> None:
@@ -183,6 +197,34 @@ def run_main(workdir: Path, sizes: SensorSizes, results: SensorResults) -> None:
                 _batch_sync(sim, workdir, rows, path, fmt, compression, f"sensor-batch-{fmt}")
             )
         path.unlink()
+    run_dirty(workdir, sizes, results)
+
+
+def run_dirty(workdir: Path, sizes: SensorSizes, results: SensorResults) -> None:
+    """The same export with null words and odd cells: RECORD and BATCH Parquet runs, which
+    must keep every row and account for every odd cell."""
+    config = sensor_config(interval_seconds=sizes.main_interval)
+    study = config.studies[next(iter(config.studies))]
+    study.null_word_rate, study.odd_cell_rate = NULL_WORD_RATE, ODD_CELL_RATE
+    with WarmSimulator(config) as sim:
+        rows = expected_sensor_rows(sim, SOURCE_ID, [PARTICIPANT])
+        path = _warm(sim, workdir, "sensor-dirty")
+        csv_path = extract_csv(path, workdir / "sensor-dirty.csv")
+        with open(csv_path, newline="") as text:
+            reader = csv.reader(text)
+            next(reader)
+            results.odd_cells = sum(c in ODD_CELLS for row in reader for c in row[VALUE_AT:])
+        csv_path.unlink()
+        results.dirty, results.dirty_batch = _record_and_batch(
+            sim, workdir, "sensor-dirty", rows, path
+        )
+    for run in (results.dirty.run, results.dirty_batch.sync.run):
+        kept = untyped_cells(run)
+        if kept != results.odd_cells:
+            raise RunFailed(
+                f"dirty file: the tap kept {kept:,} untyped cells, the file has "
+                f"{results.odd_cells:,} odd cells"
+            )
 
 
 def _batch_sync(
@@ -227,14 +269,21 @@ def run_large(workdir: Path, sizes: SensorSizes, results: SensorResults) -> None
     with WarmSimulator(sensor_config(interval_seconds=sizes.large_interval)) as sim:
         rows = expected_sensor_rows(sim, SOURCE_ID, [PARTICIPANT])
         path = _warm(sim, workdir, "sensor-large")
-        results.large = _measured_sync(
-            sim, workdir, "sensor-large", rows, path.stat().st_size, tap_config(sim.url)
+        results.large, results.large_batch = _record_and_batch(
+            sim, workdir, "sensor-large", rows, path
         )
-        fmt, compression = BATCH_ENCODINGS[0]
-        results.large_batch = _batch_sync(
-            sim, workdir, rows, path, fmt, compression, f"sensor-large-batch-{fmt}"
-        )
-        path.unlink()
+
+
+def _record_and_batch(
+    sim: WarmSimulator, workdir: Path, name: str, rows: int, path: Path
+) -> tuple[SyncMeasure, BatchMeasure]:
+    """A RECORD sync and a BATCH sync (the first encoding) of the warmed export at `path`
+    (deleted afterwards)."""
+    record = _measured_sync(sim, workdir, name, rows, path.stat().st_size, tap_config(sim.url))
+    fmt, compression = BATCH_ENCODINGS[0]
+    batch = _batch_sync(sim, workdir, rows, path, fmt, compression, f"{name}-batch-{fmt}")
+    path.unlink()
+    return record, batch
 
 
 def record_section(results: SensorResults) -> Section:
@@ -287,6 +336,28 @@ def record_section(results: SensorResults) -> Section:
             key="raw_rows_per_second",
         )
         section.add_raw_ratio(main.records_per_second, raw.rows_per_second, RAW_RATIO_GOAL)
+    dirty = results.dirty
+    if dirty is not None:
+        section.add(
+            f"dirty file ({NULL_WORD_RATE:.0%} null words, {ODD_CELL_RATE:.0%} odd cells): "
+            "tap records/s",
+            dirty.records_per_second,
+            "rec/s",
+            key="dirty_records_per_second",
+        )
+        section.add(
+            "dirty / clean records/s",
+            dirty.records_per_second / main.records_per_second,
+            "x",
+            digits=3,
+            key="dirty_ratio",
+        )
+        section.add(
+            "dirty file: rows kept / odd cells kept in _untyped_cells",
+            f"{dirty.rows:,} / {results.odd_cells:,}",
+            key="dirty_rows_odd_cells",
+        )
+        _add_peak_rss(section, "dirty file: tap peak RSS", dirty.run, "dirty_peak_rss_mb")
     if main.rendered_in_run:
         section.notes.append(
             f"the simulator rendered the file during the tap run ({main.rendered_in_run:.1f}s "
@@ -329,6 +400,25 @@ def batch_section(results: SensorResults) -> Section:
             key=f"{key}_cpu_seconds",
         )
         _add_peak_rss(section, f"{batch.encoding}: tap peak RSS", run, f"{key}_peak_rss_mb")
+    dirty = results.dirty_batch
+    clean = next((b for b in results.batches if dirty and b.encoding == dirty.encoding), None)
+    if dirty is not None and clean is not None:
+        section.add(
+            f"{dirty.encoding}, dirty file: tap rows/s",
+            dirty.sync.records_per_second,
+            "rows/s",
+            key="dirty_rows_per_second",
+        )
+        section.add(
+            f"{dirty.encoding}, dirty / clean rows/s",
+            dirty.sync.records_per_second / clean.sync.records_per_second,
+            "x",
+            digits=3,
+            key="dirty_ratio",
+        )
+        _add_peak_rss(
+            section, f"{dirty.encoding}, dirty file: tap peak RSS", dirty.sync.run, "dirty_rss_mb"
+        )
     section.notes.append(
         "the goal is for jsonl.gz or Parquet, so it is checked on the faster; files are "
         "written from Arrow columns (pyarrow CSV reader, vectorised conversion and JSON "

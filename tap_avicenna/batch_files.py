@@ -24,6 +24,7 @@ from singer_sdk.batch import Batcher, lazy_chunked_generator
 from singer_sdk.helpers._batch import BatchConfig
 from upath import UPath
 
+from tap_avicenna.parsing.values import UNTYPED
 from tap_avicenna.streams.base import ENCODER, ROW_ID
 
 if t.TYPE_CHECKING:
@@ -151,7 +152,7 @@ class BatchFiles:
                     columns, texts, canonical = item
                     ids = hasher.hex_ids(canonical)
                     rows += len(ids)
-                    keep = [i for i, name in enumerate(columns.names) if name not in dropped]
+                    keep = _written(columns, dropped)
                     writes.append(writer.submit(sink.add, columns, texts, ids, keep))
                     while len(writes) > _AHEAD:
                         writes.popleft().result()
@@ -166,6 +167,16 @@ class BatchFiles:
                 self.discard(sink.names)
                 raise
         return sink.urls, rows
+
+
+def _written(columns: Columns, dropped: t.Collection[str]) -> list[int]:
+    """The columns written to the files: not the deselected ones, nor `UNTYPED` when it is
+    null in every row of the batch (the record then has no such field, as in RECORD mode)."""
+    return [
+        i
+        for i, (name, values) in enumerate(zip(columns.names, columns.arrays, strict=True))
+        if name not in dropped and not (name == UNTYPED and values.null_count == len(values))
+    ]
 
 
 class _FileSink:

@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 
-from tap_avicenna.errors import ApiError, AuthError
+from tap_avicenna.errors import ApiError, AuthError, ColumnsRefused
 
 LOGGER = logging.getLogger("tap-avicenna.client")
 
@@ -370,10 +370,14 @@ class AvicennaClient:
                         _retry_after(response.headers.get("Retry-After")),
                     )
                 elif status != 429 and status < 500:
-                    raise ApiError(
+                    message = (
                         f"Avicenna refused {method} {path} with HTTP {status}: "
                         f"{_short_detail(payload)}"
                     )
+                    refused = _named_columns(response, kwargs.get("json")) if status == 400 else ()
+                    if refused:
+                        raise ColumnsRefused(message, refused)
+                    raise ApiError(message)
                 else:
                     last = f"HTTP {status}"
                     retry_after = _retry_after(response.headers.get("Retry-After"))
@@ -522,6 +526,21 @@ def _retry_after(value: str | None) -> float | None:
             when = when.replace(tzinfo=dt.timezone.utc)
         seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def _named_columns(response: requests.Response, body: t.Any) -> tuple[str, ...]:
+    """The columns of a filter export body (`rule_set.columns`) that its error answer
+    names, each as a whole name (not inside `session.uuid` or `Q20`)."""
+    rule_set = body.get("rule_set") if isinstance(body, dict) else None
+    columns = rule_set.get("columns") if isinstance(rule_set, dict) else None
+    if not isinstance(columns, list) or not columns:
+        return ()
+    text = response.text[:20_000]
+    return tuple(
+        column
+        for column in columns
+        if isinstance(column, str) and re.search(rf"(?<![\w.]){re.escape(column)}(?!\w|\.\w)", text)
+    )
 
 
 def _short_detail(payload: t.Any) -> str:

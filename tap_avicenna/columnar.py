@@ -2,19 +2,23 @@
 Python dict per row.
 
 The values, the JSON text and the row ids are exactly those of the row-by-row path
-(`parsing.RowConverter` and `ExportStream.row_id`). Arrow converts a column only where
-its result is known to be the Python converter's; elsewhere the column's cells of that
-batch go through the Python converter one by one. A table this module cannot read
-exactly (a quote character, a ragged row, a leading blank line, a cell Python rejects,
-an object column...) raises `NotColumnar`, and the caller reads the export row by row
+(`parsing.RowConverter` and `ExportStream.row_id`), untyped cells (`UNTYPED`) included.
+Arrow converts a cell only where its result is known to be the Python converter's;
+the column's other cells of that batch (null words, odd cells, ...) go through the
+Python converter one by one. A table this module cannot read exactly (a quote
+character, a ragged row, a leading blank line, an object column, with `strict` an
+untyped cell...) raises `NotColumnar`, and the caller reads the export row by row
 instead: that path names the file and line of a real error.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import typing as t
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import tzinfo
 
 import msgspec
 
@@ -29,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from tap_avicenna.parsing import RawTable, converter_for
+from tap_avicenna.parsing.values import NULL_WORDS, UNTYPED
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -44,6 +49,8 @@ _ENCODE = msgspec.json.Encoder().encode
 # The fixed-width UTC form `parse_timestamp` returns as is (with `T`), or with `Z` for +00:00.
 _UTC_STAMP = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\.\d{6}(\+00:00|Z)$"
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+_NULL_TEXT = pa.scalar(None, pa.string())
+_NULL_WORDS = pa.array(sorted(NULL_WORDS), pa.string())
 
 
 class NotColumnar(Exception):
@@ -52,11 +59,12 @@ class NotColumnar(Exception):
 
 @dataclass
 class Columns:
-    """Typed columns of one Arrow batch of a table, in file order."""
+    """Typed columns of one Arrow batch of a table, in file order, then `UNTYPED`."""
 
     names: list[str]
     types: list[str]
     arrays: list[pa.Array]
+    untyped: Counter[str] = field(default_factory=Counter)  # untyped cells per column
 
     def __len__(self) -> int:
         return len(self.arrays[0]) if self.arrays else 0
@@ -65,7 +73,8 @@ class Columns:
         return self.arrays[self.names.index(name)]
 
     def filter(self, keep: pa.BooleanArray) -> Columns:
-        return Columns(self.names, self.types, [pc.filter(a, keep) for a in self.arrays])
+        arrays = [pc.filter(a, keep) for a in self.arrays]
+        return Columns(self.names, self.types, arrays, self.untyped)
 
 
 def read_header(raw: RawTable) -> tuple[list[str], bytes]:
@@ -115,11 +124,18 @@ def _chunks(head: bytes, stream: t.Any) -> t.Iterator[memoryview]:
 
 
 def read_columns(
-    raw: RawTable, columns: list[str], types: t.Mapping[str, str], head: bytes
+    raw: RawTable,
+    columns: list[str],
+    types: t.Mapping[str, str],
+    head: bytes,
+    *,
+    zone: tzinfo | None = None,
+    strict: bool = False,
 ) -> t.Iterator[Columns]:
     """Typed batches of a table whose header `read_header` read (`head`: the bytes after it).
 
-    `columns`: the field name of each header cell; `types`: field -> JSON type.
+    `columns`: the field name of each header cell; `types`: field -> JSON type; `zone` and
+    `strict` as in `RowConverter`.
     """
     json_types = [types.get(name, "string") for name in columns]
     unsupported = sorted({j for j in json_types if j not in ARROW_TYPES})
@@ -139,28 +155,85 @@ def read_columns(
         for chunk in _chunks(head, raw.stream):
             table = pcsv.read_csv(pa.py_buffer(chunk), **options)
             if table.num_rows:
-                yield Columns(
-                    list(columns),
-                    json_types,
-                    [
-                        convert(table.column(i).combine_chunks(), j)
-                        for i, j in enumerate(json_types)
-                    ],
-                )
+                yield _typed(columns, json_types, table, zone, strict)
     except (pa.ArrowException, UnicodeDecodeError) as e:
         raise NotColumnar(f"{type(e).__name__}: {str(e)[:120]}") from None
 
 
+def _typed(
+    columns: list[str],
+    json_types: list[str],
+    table: pa.Table,
+    zone: tzinfo | None,
+    strict: bool,
+) -> Columns:
+    arrays: list[pa.Array] = []
+    odd: list[tuple[str, pa.Array, pa.Array]] = []  # (column, cells, untyped mask)
+    for i, json_type in enumerate(json_types):
+        cells = table.column(i).combine_chunks()
+        values, untyped = convert(cells, json_type, zone, strict)
+        arrays.append(values)
+        if untyped is not None:
+            odd.append((columns[i], cells, untyped))
+    counts: Counter[str] = Counter()
+    if odd:
+        text = untyped_text(odd)
+        counts.update({name: pc.sum(mask).as_py() for name, _, mask in odd})
+    else:
+        text = pa.nulls(table.num_rows, pa.string())
+    return Columns([*columns, UNTYPED], [*json_types, "string"], [*arrays, text], counts)
+
+
 # --- conversion --------------------------------------------------------------------------
 
+# Cells whose Arrow cast is known to be Python's (`int()`, `float()` when finite); the
+# others of a column Arrow cannot convert whole go through the Python converter.
+_PLAIN = {
+    "integer": r"^-?[0-9]{1,18}$",
+    "number": r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$",
+    "date-time": _UTC_STAMP,
+}
 
-def convert(cells: pa.Array, json_type: str) -> pa.Array:
-    """Typed values of one column's cells; `""` is null, as in `RowConverter`."""
+
+def convert(
+    cells: pa.Array, json_type: str, zone: tzinfo | None = None, strict: bool = False
+) -> tuple[pa.Array, pa.Array | None]:
+    """Typed values of one column's cells (`""` is null, as in `RowConverter`) and the mask
+    of its untyped cells (None when there is none; those values are null).
+
+    A column Arrow converts whole is converted at once; otherwise Arrow converts the cells
+    it is known to read as Python does and `converter_for` the others (null words, odd
+    cells). `strict`: an untyped cell raises `NotColumnar`.
+    """
     empty = pc.equal(cells, "")
     if pc.any(empty).as_py():
-        cells = pc.if_else(empty, pa.scalar(None, pa.string()), cells)
+        cells = pc.if_else(empty, _NULL_TEXT, cells)
     if json_type == "string":
-        return cells
+        return cells, None
+    whole = _whole(cells, json_type)
+    if whole is not None:
+        return whole, None
+    size = len(cells)
+    done, values = _plain(cells, json_type) or (_none(size), pa.nulls(size, ARROW_TYPES[json_type]))
+    rest = pc.invert(pc.or_(done, _null_words(cells)))  # null words are null: not Python's
+    if not pc.any(rest).as_py():
+        return values, None
+    python_values, untyped = _python(pc.filter(cells, rest), json_type, zone, strict)
+    merged = pc.replace_with_mask(values, rest, python_values)
+    if untyped is not None:
+        untyped = pc.replace_with_mask(_none(size), rest, untyped)
+    return merged, untyped
+
+
+def _null_words(cells: pa.Array) -> pa.Array:
+    """Which cells are null, or a null word with ASCII spaces around and in any ASCII case
+    (all of them null words to Python's `is_null_word` too; the others it checks itself)."""
+    words = pc.is_in(pc.ascii_lower(pc.ascii_trim_whitespace(cells)), value_set=_NULL_WORDS)
+    return pc.fill_null(words, True)
+
+
+def _whole(cells: pa.Array, json_type: str) -> pa.Array | None:
+    """The column converted by Arrow at once, when every cell allows it."""
     try:
         if json_type == "integer":
             return pc.cast(cells, pa.int64())
@@ -168,21 +241,52 @@ def convert(cells: pa.Array, json_type: str) -> pa.Array:
             numbers = pc.cast(cells, pa.float64())
             if pc.all(pc.is_finite(numbers)).as_py() is not False:
                 return numbers
-        elif json_type == "date-time" and _plain_utc(cells):
-            return _utc_text(cells)
+        elif json_type == "date-time" and pc.all(_utc_stamps(cells)).as_py():
+            return plain_values(cells, None, json_type)
     except pa.ArrowInvalid:
         pass
-    return _cell_by_cell(cells, json_type)
+    return None
 
 
-def _plain_utc(cells: pa.Array) -> bool:
-    """Every cell is a valid `YYYY-MM-DD HH:MM:SS.ffffff+00:00` (or `T`, or `Z`) instant."""
-    if cells.null_count == len(cells):
-        return True
-    if not pc.all(pc.match_substring_regex(cells, _UTC_STAMP)).as_py():
-        return False
-    instants = pc.cast(_utc_text(cells), pa.timestamp("us", tz="UTC"))  # calendar check
-    return bool(pc.min(pc.year(instants)).as_py() >= 1)
+def _utc_stamps(cells: pa.Array) -> pa.Array:
+    """Which cells are `YYYY-MM-DD HH:MM:SS.ffffff+00:00` (or `T`, or `Z`), null ones too."""
+    return pc.fill_null(pc.match_substring_regex(cells, _UTC_STAMP), True)
+
+
+def _plain(cells: pa.Array, json_type: str) -> tuple[pa.Array, pa.Array] | None:
+    """The cells (null ones included) whose Arrow conversion is Python's and their values
+    (null elsewhere), or None when Arrow converts no cell of this column (its type, or a
+    cell out of the calendar)."""
+    pattern = _PLAIN.get(json_type)
+    if pattern is None:
+        return None
+    plain = pc.fill_null(pc.match_substring_regex(cells, pattern), True)
+    try:
+        values = plain_values(cells, plain, json_type)
+    except pa.ArrowInvalid:
+        return None
+    if json_type == "number":
+        finite = pc.fill_null(pc.is_finite(values), True)
+        if not pc.all(finite).as_py():
+            plain = pc.and_(plain, finite)
+            values = pc.if_else(finite, values, pa.scalar(None, pa.float64()))
+    return plain, values
+
+
+def plain_values(cells: pa.Array, plain: pa.Array | None, json_type: str) -> pa.Array:
+    """Arrow's values of the `plain` cells (all when None), null elsewhere."""
+    if plain is not None:
+        cells = pc.if_else(plain, cells, _NULL_TEXT)
+    if json_type == "integer":
+        return pc.cast(cells, pa.int64())
+    if json_type == "number":
+        return pc.cast(cells, pa.float64())
+    stamps = _utc_text(cells)
+    instants = pc.cast(stamps, pa.timestamp("us", tz="UTC"))  # calendar check
+    first = pc.min(pc.year(instants)).as_py()
+    if first is not None and first < 1:
+        raise pa.ArrowInvalid("year 0")
+    return stamps
 
 
 def _utc_text(cells: pa.Array) -> pa.Array:
@@ -193,13 +297,46 @@ def _utc_text(cells: pa.Array) -> pa.Array:
     return stamp.cast(pa.string())
 
 
-def _cell_by_cell(cells: pa.Array, json_type: str) -> pa.Array:
-    convert_one = converter_for(json_type)
+def _none(size: int) -> pa.Array:
+    return pc.fill_null(pa.nulls(size, pa.bool_()), False)
+
+
+def _python(
+    cells: pa.Array, json_type: str, zone: tzinfo | None, strict: bool
+) -> tuple[pa.Array, pa.Array | None]:
+    """`converter_for`'s values of the cells, and the mask of those it does not read."""
+    convert_one = converter_for(json_type, zone)
+    values: list[t.Any] = []
+    untyped: list[bool] = []
+    for cell in cells.to_pylist():
+        try:
+            values.append(None if cell is None else convert_one(cell))
+            untyped.append(False)
+        except ValueError as e:
+            if strict:
+                raise NotColumnar(f"a {json_type} cell: {str(e)[:120]}") from None
+            values.append(None)
+            untyped.append(True)
     try:
-        values = [convert_one(c) if c is not None else None for c in cells.to_pylist()]
-        return pa.array(values, ARROW_TYPES[json_type])
-    except (ValueError, OverflowError, pa.ArrowException) as e:
+        array = pa.array(values, ARROW_TYPES[json_type])
+    except (OverflowError, pa.ArrowException) as e:
         raise NotColumnar(f"a {json_type} cell: {str(e)[:120]}") from None
+    return array, (pa.array(untyped, pa.bool_()) if any(untyped) else None)
+
+
+def untyped_text(odd: list[tuple[str, pa.Array, pa.Array]]) -> pa.Array:
+    """Each row's untyped cells as the JSON object text `RowConverter` keeps in `UNTYPED`
+    (column -> cell, in file order), null where the row has none. `odd`: (column, its
+    cells, the mask of its untyped cells) of each column with some, in file order."""
+    size = len(odd[0][1])
+    members = []
+    for name, cells, mask in odd:
+        text = json_text(pc.filter(cells, mask), "string")  # the few untyped cells only
+        member = pc.binary_join_element_wise("," + _key(name), text, "")
+        members.append(pc.replace_with_mask(pa.nulls(size, pa.string()), mask, member))
+    joined = pc.binary_join_element_wise(*(pc.fill_null(m, "") for m in members), "")
+    text = pc.binary_join_element_wise(pc.utf8_replace_slice(joined, 0, 1, "{"), "}", "")
+    return pc.if_else(functools.reduce(pc.or_, (mask for _, _, mask in odd)), text, _NULL_TEXT)
 
 
 # --- JSON text and row ids -----------------------------------------------------------------
@@ -207,6 +344,8 @@ def _cell_by_cell(cells: pa.Array, json_type: str) -> pa.Array:
 
 def json_text(values: pa.Array, json_type: str) -> pa.Array:
     """Each non-null value as msgspec writes it in JSON (null stays null)."""
+    if values.null_count == len(values):
+        return pa.nulls(len(values), pa.string())
     if json_type == "integer":
         return pc.cast(values, pa.string())
     if json_type == "number":
@@ -255,7 +394,9 @@ def _key(name: str) -> str:
 
 def canonical_json(texts: t.Mapping[str, pa.Array]) -> pa.Array:
     """Each row's non-null fields as JSON with sorted keys, the text `row_id` hashes."""
-    names = sorted(texts)
+    names = sorted(name for name, text in texts.items() if text.null_count < len(text))
+    if not names:
+        return pa.array(["{}"] * len(next(iter(texts.values()))), pa.string())
     if all(texts[name].null_count == 0 for name in names):  # one pass
         parts: list[t.Any] = []
         for i, name in enumerate(names):
@@ -270,13 +411,18 @@ def canonical_json(texts: t.Mapping[str, pa.Array]) -> pa.Array:
 
 
 def json_lines(texts: t.Mapping[str, pa.Array], ids: pa.Array) -> bytes:
-    """One JSON object per row and line, keys in file order with nulls written as null,
-    then `_row_id`: what the row-by-row writer writes."""
+    """One JSON object per row and line, keys in file order with nulls written as null
+    (`UNTYPED` only where it is not null), then `_row_id`: what the row-by-row writer
+    writes."""
     if not len(ids):
         return b""
     parts: list[t.Any] = []
     for i, (name, text) in enumerate(texts.items()):
-        parts += [("{" if i == 0 else ",") + _key(name), pc.fill_null(text, "null")]
+        key = ("{" if i == 0 else ",") + _key(name)
+        if name != UNTYPED:
+            parts += [key, pc.fill_null(text, "null")]
+        elif text.null_count < len(text):
+            parts.append(pc.fill_null(pc.binary_join_element_wise(key, text, ""), ""))
     parts += [("{" if not parts else ",") + '"_row_id":"', ids, '"}\n']
     lines = pc.binary_join_element_wise(*parts, "").cast(pa.binary())
     _, offsets, data = lines.buffers()

@@ -19,6 +19,15 @@ class AuthError(ApiError):
     """The API rejected the credentials."""
 
 
+class ColumnsRefused(ApiError):
+    """A filter export was refused (HTTP 400) with an answer naming some of the columns it
+    asked for (`columns`); the message is the refusal's."""
+
+    def __init__(self, message: str, columns: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.columns = columns
+
+
 class ExportFailed(AvicennaError):
     """An export could not be completed within its attempts or time."""
 

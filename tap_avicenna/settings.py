@@ -8,6 +8,7 @@ import difflib
 import ipaddress
 import re
 import typing as t
+import zoneinfo
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -90,8 +91,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         description=(
             "Survey activities to export, one stream `survey_<name>` each: "
             '`{"activity_id": 5678, "name": "daily", "columns": ["Q2", "Q3"], '
-            '"query": {"AND": [...]}, "site_ssid": null}`. Without `columns` the export '
-            "holds the session, device and participant fields only (see README)."
+            '"query": {"AND": [...]}, "site_ssid": null}`. Without `columns` the tap asks '
+            "for none and reads every column Avicenna chooses, answers included (see README)."
         ),
     ),
     th.Property(
@@ -181,6 +182,22 @@ CONFIG_SCHEMA = th.PropertiesList(
         "retry n waits a random time between half and all of this x 2^(n-1) seconds, at "
         "most 60 (a Retry-After answer is honoured instead).",
     ),
+    # How cells are read.
+    th.Property(
+        "strict_types",
+        th.BooleanType,
+        default=False,
+        description="Fail the sync on a cell that does not fit its column's type (naming the "
+        "file, line, column and value) instead of leaving the field null and keeping the "
+        "cell's text in the record's `_untyped_cells`.",
+    ),
+    th.Property(
+        "naive_timestamps_time_zone",
+        th.StringType,
+        default="UTC",
+        description="Time zone (IANA name, e.g. `America/Toronto`) of the timestamps export "
+        "files write without an offset.",
+    ),
 ).to_dict()
 
 _NUMBER_SETTINGS = {
@@ -263,6 +280,8 @@ class Settings:
     max_uncompressed_file_bytes: int
     shard_index: int = 0
     shard_count: int = 1
+    strict_types: bool = False
+    naive_time_zone: dt.tzinfo | None = None  # of timestamps without an offset; None: UTC
 
     def in_shard(self, participant_id: int) -> bool:
         return participant_id % self.shard_count == self.shard_index
@@ -403,6 +422,20 @@ def _check_start_not_future(start: dt.datetime, limit: dt.datetime) -> None:
         )
 
 
+def _time_zone(value: t.Any) -> dt.tzinfo | None:
+    """`naive_timestamps_time_zone` as a zone, None for UTC."""
+    name = str(value or "UTC").strip()
+    if name.upper() in ("UTC", "Z", "ETC/UTC"):
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ConfigError(
+            f"Setting 'naive_timestamps_time_zone' is not a known time zone: {value!r} "
+            "(an IANA name such as 'UTC' or 'America/Toronto')"
+        ) from None
+
+
 def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None) -> Settings:
     """Check the settings beyond what the JSON schema can say; raise ConfigError."""
     for name in ("username", "api_key"):
@@ -472,4 +505,6 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         ),
         shard_index=shard_index,
         shard_count=shard_count,
+        strict_types=config.get("strict_types") is True,
+        naive_time_zone=_time_zone(config.get("naive_timestamps_time_zone")),
     )

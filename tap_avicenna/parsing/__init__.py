@@ -17,11 +17,14 @@ from tap_avicenna.parsing.files import (
     check_complete,
     detect_format,
     open_raw_tables,
+    other_members,
     unsafe_member,
 )
 from tap_avicenna.parsing.names import normalize_header, normalize_name
 from tap_avicenna.parsing.values import (
     JSON_TYPES,
+    NULL_WORDS,
+    UNTYPED,
     ConversionError,
     Converter,
     RowConverter,
@@ -32,6 +35,8 @@ from tap_avicenna.parsing.values import (
 __all__ = [
     "DEFAULT_LIMITS",
     "JSON_TYPES",
+    "NULL_WORDS",
+    "UNTYPED",
     "ConversionError",
     "Converter",
     "IncompleteFile",
@@ -48,6 +53,7 @@ __all__ = [
     "normalize_name",
     "open_raw_tables",
     "open_tables",
+    "other_members",
     "parse_timestamp",
     "unsafe_member",
 ]

@@ -225,7 +225,29 @@ def unsafe_member(name: str) -> bool:
 
 
 def _csv_members(zf: zipfile.ZipFile, name: str, limits: Limits) -> list[zipfile.ZipInfo]:
-    """Validate every member, return the CSV members in archive order.
+    """Validate every member, return the CSV members in archive order (`_split_members`)."""
+    members, _ = _split_members(zf, name)
+    for info in members:
+        if info.flag_bits & 0x1:
+            raise FileFormatError(f"{name}: ZIP member '{info.filename}' is encrypted")
+        if info.compress_type not in _ZIP_METHODS:
+            raise FileFormatError(
+                f"{name}: ZIP member '{info.filename}' uses unsupported compression "
+                f"method {info.compress_type}"
+            )
+    declared = sum(info.file_size for info in members)
+    if declared > limits.max_expanded_bytes:
+        raise FileFormatError(
+            f"{name}: CSV members declare {declared} bytes, more than {limits.max_expanded_bytes}"
+            " (max_uncompressed_file_mb)"
+        )
+    return members
+
+
+def _split_members(
+    zf: zipfile.ZipFile, name: str
+) -> tuple[list[zipfile.ZipInfo], list[zipfile.ZipInfo]]:
+    """The CSV members and the other files, in archive order; an unsafe path fails.
 
     The CSVs are the `*.csv` members; a ZIP without any is read liberally: its data
     files (not `response-files/...`, not directories) are taken as CSVs, so that a file
@@ -242,21 +264,17 @@ def _csv_members(zf: zipfile.ZipFile, name: str, limits: Limits) -> list[zipfile
         ):
             files.append(info)
     members = [i for i in files if i.filename.lower().endswith(".csv")] or files
-    for info in members:
-        if info.flag_bits & 0x1:
-            raise FileFormatError(f"{name}: ZIP member '{info.filename}' is encrypted")
-        if info.compress_type not in _ZIP_METHODS:
-            raise FileFormatError(
-                f"{name}: ZIP member '{info.filename}' uses unsupported compression "
-                f"method {info.compress_type}"
-            )
-    declared = sum(info.file_size for info in members)
-    if declared > limits.max_expanded_bytes:
-        raise FileFormatError(
-            f"{name}: CSV members declare {declared} bytes, more than {limits.max_expanded_bytes}"
-            " (max_uncompressed_file_mb)"
-        )
-    return members
+    return members, [i for i in files if i not in members]
+
+
+def other_members(path: Path | str, display_name: str = "export.zip") -> list[str]:
+    """The files of a ZIP that are not read as tables (a `README.txt` beside the CSVs);
+    none for a CSV or gzip file. Directories, `response-files/...`, `__MACOSX/` and hidden
+    files are not counted."""
+    if detect_format(path) != "zip":
+        return []
+    with _open_zip(path, display_name) as zf:
+        return [info.filename for info in _split_members(zf, display_name)[1]]
 
 
 def _open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> IO[bytes]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .clock import iso_z, parse_instant
 
@@ -16,13 +17,15 @@ DEFAULT_NOW = datetime(2025, 2, 1, tzinfo=timezone.utc)
 DEFAULT_USERS = {"researcher@example.com": "sim-secret-key-0123456789"}
 DEFAULT_STUDY_ID = 1234
 
-TIMESTAMP_STYLES = ("space", "iso_z", "offset", "epoch_ms")
+TIMESTAMP_STYLES = ("space", "iso_z", "offset", "epoch_ms", "local")
 HEADER_STYLES = ("snake", "title")
 FILE_FORMATS = ("zip", "csv", "gzip")
 SENSOR_KINDS = ("gps", "accelerometer", "battery", "generic")
 PARTICIPANT_STATUSES = ("active", "dropped")
 ROW_ORDERS = ("participant", "time")
 SURVEY_HEADER_STYLES = ("auto", "dashboard")
+WINDOW_INCLUDES = ("start", "end")
+PARTICIPATION_STATUSES = ("status", "status_id", "status_id_labels")
 PRESETS = ("default", "churn")
 LIST_ORDERS = ("newest", "oldest")
 PAGINATIONS = ("page", "limit_offset")
@@ -85,6 +88,9 @@ class DataSourceConfig:
     file_format: str | None = None
     zip_members: int | None = None
     bom: bool | None = None
+    jitter_seconds: float | None = None
+    """Readings fall up to this long after their interval's tick (default min(interval,
+    30 s)); 0: exactly on the tick, midnight included (daily wearable records)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataSourceConfig:
@@ -101,6 +107,9 @@ class DataSourceConfig:
             file_format=data.get("file_format"),
             zip_members=None if data.get("zip_members") is None else int(data["zip_members"]),
             bom=None if data.get("bom") is None else bool(data["bom"]),
+            jitter_seconds=(
+                None if data.get("jitter_seconds") is None else float(data["jitter_seconds"])
+            ),
         )
 
 
@@ -164,6 +173,33 @@ class StudyConfig:
     quote_all: bool = False  # quote every CSV cell (as R's write.csv or csv.QUOTE_ALL do)
     row_order: str = "participant"
     survey_header_style: str = "auto"
+    # Data that does not fit (each knob off by default):
+    null_word_rate: float = 0.0
+    """Share of sensor value cells written as a null word (`None`, `NaN`, `N/A`, ...)."""
+    odd_cell_rate: float = 0.0
+    """Share of sensor value cells written as text of no type (`high`, `#VALUE!`, ...)."""
+    extra_zip_members: bool = False
+    """Sensor ZIPs also hold a `codebook.csv` and a `README.txt`."""
+    window_includes: str = "start"
+    """Sensor exports hold [start, end) ("start") or (start, end] ("end")."""
+    local_time_zone: str = "UTC"
+    """The zone of `timestamp_style` "local" (local times without an offset)."""
+    upload_delay_seconds: float = 0.0
+    """> 0: readings reach the server up to this long after their record time (each its
+    own delay) and sensor exports select rows by that upload time, not the record time."""
+    dashboard_status_labels: bool = False
+    """Dashboard survey exports write `Status` and `Participant Status` as labels
+    (`Completed`, `Active`) instead of ids."""
+    participation_status: str = "status"
+    """The participation export's status column: "status" (`active`/`dropped`),
+    "status_id" (1/2), "status_id_labels" (`Active`/`Dropped` under `status_id`)."""
+    participation_open_end: str = ""
+    """The end time written for an open participation (e.g. `N/A`)."""
+    survey_default_columns: list[str] | None = None
+    """The v2 columns of a survey export that asks for none (None: every session field
+    and every question)."""
+    refused_columns: list[str] = field(default_factory=list)
+    """Filter exports asking for any of these columns are refused: HTTP 400 naming them."""
 
     def participant(self, participant_id: int) -> ParticipantConfig | None:
         """The participant with this id, if any."""
@@ -194,6 +230,24 @@ class StudyConfig:
             study.bom = bool(data["bom"])
         if "quote_all" in data:
             study.quote_all = bool(data["quote_all"])
+        for name in ("null_word_rate", "odd_cell_rate", "upload_delay_seconds"):
+            if name in data:
+                setattr(study, name, float(data[name]))
+        for name in ("extra_zip_members", "dashboard_status_labels"):
+            if name in data:
+                setattr(study, name, bool(data[name]))
+        for name in (
+            "window_includes",
+            "local_time_zone",
+            "participation_status",
+            "participation_open_end",
+        ):
+            if name in data:
+                setattr(study, name, str(data[name]))
+        if data.get("survey_default_columns") is not None:
+            study.survey_default_columns = [str(c) for c in data["survey_default_columns"]]
+        if "refused_columns" in data:
+            study.refused_columns = [str(c) for c in data["refused_columns"] or []]
         return study
 
 
@@ -417,6 +471,19 @@ class SimulatorConfig:
             _choice(f"{where} survey_header_style", study.survey_header_style, SURVEY_HEADER_STYLES)
             if study.zip_members < 1:
                 raise ValueError(f"{where} zip_members must be >= 1")
+            _choice(f"{where} window_includes", study.window_includes, WINDOW_INCLUDES)
+            _choice(
+                f"{where} participation_status", study.participation_status, PARTICIPATION_STATUSES
+            )
+            try:
+                ZoneInfo(study.local_time_zone)
+            except (ValueError, ZoneInfoNotFoundError):
+                raise ValueError(f"{where} local_time_zone: unknown zone") from None
+            rates = (study.null_word_rate, study.odd_cell_rate)
+            if min(rates) < 0 or sum(rates) > 1:
+                raise ValueError(f"{where} null_word_rate + odd_cell_rate must be in [0, 1]")
+            if study.upload_delay_seconds < 0:
+                raise ValueError(f"{where} upload_delay_seconds must be >= 0")
             ids = [p.id for p in study.participants]
             if len(ids) != len(set(ids)):
                 raise ValueError(f"{where} has duplicate participant ids")
@@ -437,6 +504,8 @@ class SimulatorConfig:
                     _choice(f"{w} file_format", ds.file_format, FILE_FORMATS)
                 if ds.zip_members is not None and ds.zip_members < 1:
                     raise ValueError(f"{w} zip_members must be >= 1")
+                if ds.jitter_seconds is not None and ds.jitter_seconds < 0:
+                    raise ValueError(f"{w} jitter_seconds must be >= 0")
             for act_id, survey in study.surveys.items():
                 _choice(f"{where} survey {act_id} file_format", survey.file_format, ("csv", "zip"))
                 qids = [q.id for q in survey.questions]

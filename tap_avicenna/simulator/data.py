@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import heapq
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from itertools import chain
 from operator import itemgetter
+from zoneinfo import ZoneInfo
 
 from .clock import to_ms
 from .config import DataSourceConfig, ParticipantConfig, StudyConfig
@@ -27,8 +29,13 @@ KIND_COLUMNS: dict[str, tuple[str, ...]] = {
     "accelerometer": ("x_axis", "y_axis", "z_axis", "accu"),
     "battery": ("level", "scale", "plugged"),
 }
-PARTICIPATION_COLUMNS = ("participant_id", "start_time", "end_time", "status")
-PARTICIPATION_TITLE = ("Avicenna ID", "Start Time", "End Time", "Status")
+PARTICIPATION_COLUMNS = ("participant_id", "start_time", "end_time")
+PARTICIPATION_TITLE = ("Avicenna ID", "Start Time", "End Time")
+NULL_WORDS = ("None", "null", "NULL", "NA", "N/A", "#N/A", "-", "NaT", "NaN", "nan")
+"""What pandas, R, Excel and SQL dumps write for a missing value (`null_word_rate`)."""
+ODD_CELLS = ("high", "n.a.", "#VALUE!", "12 m/s", "?", "ERR:502", "1.2.3")
+"""Cells of no type a hand-edited or foreign file holds (`odd_cell_rate`)."""
+VALUE_AT = len(COMMON_COLUMNS)  # sensor cells from here on are the data source's values
 
 
 def mix64(x: int) -> int:
@@ -65,10 +72,20 @@ def _hms_table() -> list[str]:
     return _HMS
 
 
-def make_time_formatter(style: str) -> TimeFormatter:
-    """Formatter of epoch ms for a ``timestamp_style`` (space, iso_z, offset, epoch_ms)."""
+def make_time_formatter(style: str, local_zone: str = "UTC") -> TimeFormatter:
+    """Formatter of epoch ms for a ``timestamp_style`` (space, iso_z, offset, epoch_ms, or
+    local: wall time in ``local_zone`` without an offset)."""
     if style == "epoch_ms":
         return str
+    if style == "local":
+        zone = ZoneInfo(local_zone)
+        epoch_dt = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+        def local(ms: int) -> str:
+            wall = (epoch_dt + timedelta(milliseconds=ms)).astimezone(zone)
+            return f"{wall:%Y-%m-%d %H:%M:%S}.{ms % 1000:03d}000"
+
+        return local
     shift, sep, suffix = 0, " ", "000+00:00"
     if style == "iso_z":
         sep, suffix = "T", "Z"
@@ -159,6 +176,8 @@ def _participant_rows(
     """
     interval = max(1, round(source.interval_seconds * 1000))
     jitter = min(interval, 30_000)
+    if source.jitter_seconds is not None:
+        jitter = max(1, round(source.jitter_seconds * 1000))
     kind = source.kind
     base = seed_of(seed, study_id, participant.id, source_id)
     uid, dev, sid = str(participant.id), device_id(study_id, participant.id), str(study_id)
@@ -229,42 +248,105 @@ def sensor_table(
 ) -> tuple[list[str], Iterator[Row]]:
     """Header and rows of a sensor export whose data stops at ``cutoff_ms`` (the clock).
 
-    Rows lie in ``[start_ms, end_ms)``, inside each participant's period and before the
-    cutoff; ordered by participant then time (``row_order`` "time": by time overall).
-    Cells never need CSV quoting.
+    Rows lie in ``[start_ms, end_ms)`` (``(start_ms, end_ms]`` with ``window_includes``
+    "end"; by upload time with ``upload_delay_seconds``), inside each participant's period
+    and before the cutoff; ordered by participant then time (``row_order`` "time": by time
+    overall). Cells never need CSV quoting.
     """
     source = study.data_sources[request.data_source]
     knobs = sensor_knobs(study, source)
     columns = sensor_columns(source)
     header = [title_header(c) for c in columns] if knobs.header_style == "title" else columns
-    fmt = make_time_formatter(knobs.timestamp_style)
+    fmt = make_time_formatter(knobs.timestamp_style, study.local_time_zone)
+    shift = 1 if study.window_includes == "end" else 0
+    start_ms, end_ms = request.start_ms + shift, request.end_ms + shift
+    delay = round(study.upload_delay_seconds * 1000)
     streams: list[Iterator[tuple[int, Row]]] = []
     for p in select_participants(study, request.participant_ids):
-        lo = max(request.start_ms, to_ms(p.start))
-        hi = min(request.end_ms, cutoff_ms, to_ms(p.end) if p.end else cutoff_ms)
+        lo = max(start_ms - delay, to_ms(p.start))
+        hi = min(end_ms, cutoff_ms, to_ms(p.end) if p.end else cutoff_ms)
         if lo < hi:
-            streams.append(
-                _participant_rows(
-                    request.study_id, request.data_source, source, p, lo, hi, fmt, seed
-                )
+            rows = _participant_rows(
+                request.study_id, request.data_source, source, p, lo, hi, fmt, seed
             )
+            if delay:
+                rows = _uploaded(rows, p.id, delay, start_ms, min(end_ms, cutoff_ms), seed)
+            streams.append(rows)
     if study.row_order == "time":
         merged: Iterator[tuple[int, Row]] = heapq.merge(*streams, key=itemgetter(0))
     else:
         merged = chain.from_iterable(streams)
-    return header, map(itemgetter(1), merged)
+    rows_out: Iterator[Row] = map(itemgetter(1), merged)
+    if study.null_word_rate or study.odd_cell_rate:
+        rows_out = _with_dirt(rows_out, study.null_word_rate, study.odd_cell_rate, seed)
+    return header, rows_out
+
+
+def upload_ms(record_ms: int, participant_id: int, delay_ms: int, seed: int = 0) -> int:
+    """When a reading reached the server: up to ``delay_ms`` after its record time."""
+    return record_ms + seed_of(seed, participant_id, record_ms, 0x0B10AD) % (delay_ms + 1)
+
+
+def _uploaded(
+    rows: Iterator[tuple[int, Row]], participant_id: int, delay: int, lo: int, hi: int, seed: int
+) -> Iterator[tuple[int, Row]]:
+    """The rows uploaded in ``[lo, hi)``."""
+    for ms, row in rows:
+        if lo <= upload_ms(ms, participant_id, delay, seed) < hi:
+            yield ms, row
+
+
+def _with_dirt(rows: Iterator[Row], null_rate: float, odd_rate: float, seed: int) -> Iterator[Row]:
+    """Value cells replaced by a null word or an odd cell at the given rates; the same row
+    gets the same cells in every export (drawn from a hash of its text)."""
+    null_below = int(null_rate * 2**32)
+    odd_below = int((null_rate + odd_rate) * 2**32)
+    for row in rows:
+        h = seed_of(seed, zlib.crc32(",".join(row).encode()))
+        for i in range(VALUE_AT, len(row)):
+            h = mix64((h + _GOLDEN) & MASK64)
+            roll = h & 0xFFFFFFFF
+            if roll < null_below:
+                row[i] = NULL_WORDS[(h >> 32) % len(NULL_WORDS)]
+            elif roll < odd_below:
+                row[i] = ODD_CELLS[(h >> 32) % len(ODD_CELLS)]
+        yield row
 
 
 def participation_table(study: StudyConfig, cutoff_ms: int) -> tuple[list[str], list[Row]]:
-    """One row per participant who had joined before the cutoff: id, start, end, status."""
-    fmt = make_time_formatter(study.timestamp_style)
-    header = list(PARTICIPATION_TITLE if study.header_style == "title" else PARTICIPATION_COLUMNS)
+    """One row per participant who had joined before the cutoff: id, start, end and a
+    status column (``participation_status``); an open end is ``participation_open_end``."""
+    fmt = make_time_formatter(study.timestamp_style, study.local_time_zone)
+    status_column = "status" if study.participation_status == "status" else "status_id"
+    if study.header_style == "title":
+        header = [*PARTICIPATION_TITLE, title_header(status_column)]
+    else:
+        header = [*PARTICIPATION_COLUMNS, status_column]
     rows = [
-        [str(p.id), fmt(to_ms(p.start)), fmt(to_ms(p.end)) if p.end else "", p.status]
+        [
+            str(p.id),
+            fmt(to_ms(p.start)),
+            fmt(to_ms(p.end)) if p.end else study.participation_open_end,
+            _participation_status(study, p),
+        ]
         for p in sorted(study.participants, key=lambda p: p.id)
         if to_ms(p.start) < cutoff_ms
     ]
     return header, rows
+
+
+def _participation_status(study: StudyConfig, participant: ParticipantConfig) -> str:
+    if study.participation_status == "status_id":
+        return str(participant.status_id)
+    if study.participation_status == "status_id_labels":
+        return participant.status.capitalize()
+    return participant.status
+
+
+def refused(study: StudyConfig, columns: list[str]) -> str | None:
+    """The answer to a filter export asking for ``refused_columns``, if it does."""
+    named = [c for c in columns if c in study.refused_columns]
+    return f"Unknown column(s): {', '.join(named)}." if named else None
 
 
 def as_dicts(header: list[str], rows: Iterator[Row] | list[Row]) -> list[dict[str, str]]:

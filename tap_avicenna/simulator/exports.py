@@ -16,7 +16,7 @@ from typing import Any
 from .clock import iso_z, to_ms
 from .config import StudyConfig
 from .data import SensorRequest, participation_table, sensor_knobs, sensor_table
-from .files import Row, encode_csv, gzip_bytes, split_evenly, zip_bytes
+from .files import Row, encode_csv, extra_members, gzip_bytes, split_evenly, zip_bytes
 from .surveys import SurveyRequest, survey_table
 
 PENDING, PROCESSING, SUCCESS, FAILED, EXPIRED = (
@@ -194,8 +194,11 @@ def _render_sensor(study: StudyConfig, request: SensorRequest, cutoff_ms: int, s
         return gzip_bytes(encode(rows))
     stem = f"study-{request.study_id}-data-source-{request.data_source}"
     if knobs.zip_members == 1:
-        return zip_bytes([(f"{stem}.csv", encode(rows))])
-    parts = split_evenly(list(rows), knobs.zip_members)
-    return zip_bytes(
-        (f"{stem}-part-{i}.csv", encode(part)) for i, part in enumerate(parts, start=1)
-    )
+        members = [(f"{stem}.csv", encode(rows))]
+    else:
+        parts = split_evenly(list(rows), knobs.zip_members)
+        members = [(f"{stem}-part-{i}.csv", encode(part)) for i, part in enumerate(parts, 1)]
+    if study.extra_zip_members:
+        codebook, readme = extra_members(header)
+        members = [codebook, *members, readme]
+    return zip_bytes(members)

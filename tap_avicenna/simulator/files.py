@@ -53,6 +53,12 @@ def encode_csv(
     return out.getvalue()
 
 
+def extra_members(header: Row) -> list[tuple[str, bytes]]:
+    """A `codebook.csv` (column, description) and a `README.txt` shipped beside the data."""
+    codebook = encode_csv(["column", "description"], [[c, f"the {c} column"] for c in header])
+    return [("codebook.csv", codebook), ("README.txt", b"Exported by the Avicenna simulator.\r\n")]
+
+
 def split_evenly(rows: Sequence[Row], parts: int) -> Iterator[Sequence[Row]]:
     """``parts`` consecutive slices of ``rows`` (sizes differ by at most one; may be empty)."""
     size, extra = divmod(len(rows), parts)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .clock import SimClock, from_ms, iso_z, parse_instant, to_ms
 from .config import SETTINGS, SimulatorConfig, StudyConfig, default_config
-from .data import SensorRequest, as_dicts, expected_rows, participation_table
+from .data import SensorRequest, as_dicts, expected_rows, participation_table, refused
 from .exports import (
     ACTIVITY_RESPONSE,
     DATA_SOURCE,
@@ -588,6 +588,11 @@ class Simulator:
         self._before_create(study_id)
         kind = str(data.get("filter", "")).upper()
         if kind == PARTICIPATION:
+            rule_set = data.get("rule_set")
+            columns = rule_set.get("columns") if isinstance(rule_set, dict) else None
+            refusal = refused(study, columns if isinstance(columns, list) else [])
+            if refusal:
+                raise HttpError(400, refusal)
 
             def build_participation(number: int, created: datetime) -> Export:
                 name = participation_filename(study_id, number)

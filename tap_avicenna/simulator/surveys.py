@@ -16,10 +16,15 @@ from typing import Any
 
 from .clock import iso_z, parse_instant, to_ms
 from .config import ParticipantConfig, QuestionConfig, StudyConfig, SurveyConfig
-from .data import DAY_MS, Row, as_dicts, device_id, make_time_formatter, seed_of
+from .data import DAY_MS, Row, as_dicts, device_id, make_time_formatter, refused, seed_of
 from .files import placeholder_jpeg
 
 SESSION_STATUSES = {0: "Unanswered", 1: "Completed", 2: "Canceled", 3: "Expired", 4: "Blocked"}
+STATUS_LABELS = {
+    "status_id": SESSION_STATUSES,
+    "participant.status_id": {1: "Active", 2: "Dropped"},
+}
+"""What dashboard exports write with ``dashboard_status_labels``."""
 _UUID_NAMESPACE = uuid.UUID("6f0c7d2e-5a3b-4c1d-9e8f-0a1b2c3d4e5f")
 
 SESSION_COLUMNS = (
@@ -165,6 +170,9 @@ def _columns(
     """(header, field) pairs of the export; raises ``SurveyRequestError`` on unknown columns."""
     questions = visible_questions(survey, created)
     qnames = _question_fields(questions)
+    refusal = refused(study, request.columns)
+    if refusal:
+        raise SurveyRequestError(refusal)
     if is_dashboard(study, request):
         cols = list(DASHBOARD_COLUMNS)
         for q in questions:
@@ -172,7 +180,11 @@ def _columns(
             cols.append((f"[{q.id}_{q.type_code}] {var}", f"Q{q.id}"))
             cols.append((f"[{q.id}_{q.type_code} metadata] {var}", f"mQ{q.id}_metadata"))
         return cols
-    requested = request.columns or [*DEFAULT_V2_COLUMNS, *(f"Q{q.id}" for q in questions)]
+    requested = (
+        request.columns
+        or study.survey_default_columns
+        or [*DEFAULT_V2_COLUMNS, *(f"Q{q.id}" for q in questions)]
+    )
     cols = []
     for name in requested:
         if name in qnames:
@@ -397,7 +409,8 @@ def survey_table(
     sessions.sort(key=lambda s: (s.fields["record_time"], s.fields["uuid"]))
     for name, descending in reversed(sort_keys):
         sessions.sort(key=_field_getter(name), reverse=descending)
-    fmt = make_time_formatter(study.timestamp_style)
+    fmt = make_time_formatter(study.timestamp_style, study.local_time_zone)
+    labels = study.dashboard_status_labels and is_dashboard(study, request)
     image_ids = {q.id for q in questions if q.type_code == "IMG"}
     selected = {f for _, f in columns}
     has_image_column = any(f"Q{qid}" in selected for qid in image_ids)
@@ -411,6 +424,8 @@ def survey_table(
                 row.append(s.answers.get(qid, ("", ""))[1])
             elif name in TIME_FIELDS:
                 row.append(fmt(s.fields[name]))
+            elif labels and name in STATUS_LABELS:
+                row.append(STATUS_LABELS[name][s.fields[name]])
             else:
                 row.append(str(s.fields[name]))
         rows.append(row)

@@ -12,21 +12,25 @@ import hashlib
 import logging
 import sys
 import typing as t
+from collections import Counter
 
 import msgspec
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_avicenna.errors import AvicennaError, FileFormatError
-from tap_avicenna.exports.runner import ExportRunner, ReadyExport
+from tap_avicenna.errors import AvicennaError, ColumnsRefused, FileFormatError
+from tap_avicenna.exports.runner import ExportRunner, NotOurExport, ReadyExport
 from tap_avicenna.parsing import (
+    UNTYPED,
     RawTable,
     RowConverter,
     Table,
+    detect_format,
     normalize_header,
     open_raw_tables,
     open_tables,
+    other_members,
 )
 
 if t.TYPE_CHECKING:
@@ -99,6 +103,10 @@ class ReadTable(t.NamedTuple):
     columns: list[str]
     converter: RowConverter
 
+    def record(self, values: list[t.Any]) -> dict[str, t.Any]:
+        """A row's converted values by field name (`RowConverter.fields`)."""
+        return dict(zip(self.converter.fields, values, strict=False))
+
 
 class ColumnarTable(t.NamedTuple):
     """A file's table for the columnar reader: its header read and its fields named."""
@@ -110,11 +118,63 @@ class ColumnarTable(t.NamedTuple):
     head: bytes  # the bytes read past the header line
 
 
+class _DataTables:
+    """Which tables of an export hold data (they have the stream's required columns).
+
+    A ZIP member without them (a codebook, a README) is skipped with one WARNING per
+    export naming them all; a whole file without them, or a ZIP none of whose members
+    holds data, fails: nothing shows that such a file is the export of the request.
+    """
+
+    def __init__(self, stream: ExportStream, ready: ReadyExport) -> None:
+        self.stream = stream
+        self.name = ready.job.name
+        self.zip = detect_format(ready.path) == "zip"
+        self.skipped = [f"{m} (not CSV)" for m in other_members(ready.path, self.name)]
+        self.data = 0
+
+    def holds_data(self, table: str, header: list[str], columns: list[str]) -> bool:
+        """Whether to read the table (counted); a whole file without data fails, and a
+        table of another kind of export rejects the file (`ExportStream.foreign`)."""
+        foreign = self.stream.foreign(columns)
+        if foreign is not None:
+            raise NotOurExport(f"its file {foreign}: {', '.join(header[:6])}, ...")
+        missing = [c for c in self.stream.required_columns if c not in columns]
+        if not missing:
+            self.data += 1
+            return True
+        reason = f"no {' or '.join(missing)} column among {', '.join(header[:20])}"
+        if not self.zip:
+            raise FileFormatError(f"{self.name}: {reason}")
+        self.skipped.append(f"{table} ({reason})")
+        return False
+
+    def empty(self) -> None:
+        """A table without even a header: no rows, but not a file of something else."""
+        self.data += 1
+
+    def finish(self) -> None:
+        """The WARNING naming the skipped members, or the failure when none held data."""
+        if not self.skipped:
+            return
+        if not self.data:
+            raise FileFormatError(
+                f"{self.name}: no ZIP member holds data: {'; '.join(self.skipped)}"
+            )
+        self.stream.logger.warning(
+            "%s: skipped ZIP member(s) without data: %s", self.name, "; ".join(self.skipped)
+        )
+
+
 class ExportStream(Stream):
     """A stream whose records come from Avicenna export files."""
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # cells are typed once per column here
     _tap: TapAvicenna
+    required_columns: t.ClassVar[tuple[str, ...]] = ()
+    """Fields a table must have to hold this stream's data."""
+    label_fields: t.ClassVar[dict[str, str]] = {}
+    """Id field -> the text field its cells go to when they are labels, not ids."""
 
     def __init__(self, tap: TapAvicenna, *, name: str, schema: dict[str, t.Any]) -> None:
         super().__init__(tap, schema=schema, name=name)
@@ -258,6 +318,13 @@ class ExportStream(Stream):
 
     # --- files -----------------------------------------------------------------------
 
+    def foreign(self, columns: list[str]) -> str | None:
+        """Why a table with these fields is another kind of export's (a participation list
+        where sensor readings were asked for, ...), or None: such a file is not the
+        request's export, whatever the list said (`NotOurExport`)."""
+        del columns
+        return None
+
     def column_names(self, header: list[str]) -> list[str]:
         """Field names for a file's raw header (normalised; streams add their aliases)."""
         return normalize_header(header)
@@ -272,38 +339,88 @@ class ExportStream(Stream):
                 names[names.index(found)] = target
         return names
 
-    def table_columns(self, header: list[str], source: str) -> tuple[list[str], dict[str, str]]:
-        """Field names for a table's header and the types of the stream's fields; fields
-        the schema does not know are added to it first."""
-        columns = self.column_names(header)
+    def schema_types(self, columns: list[str], header: list[str], source: str) -> dict[str, str]:
+        """The types of the stream's fields, once the schema has every field of a table's
+        `columns` (fields it does not know are added to it first)."""
         types = self.column_types()
         unknown = {c: raw for c, raw in zip(columns, header, strict=True) if c not in types}
         if unknown:
             self.add_columns(unknown, source)
             types = self.column_types()
-        return columns, types
+        return types
 
     def read_tables(self, ready: ReadyExport) -> t.Iterator[ReadTable]:
-        """Each CSV of the export, with its columns named and typed."""
+        """Each data table of the export, with its columns named and typed; then one
+        WARNING for the export's untyped cells and one for its members without data."""
+        data = _DataTables(self, ready)
+        untyped: Counter[str] = Counter()
+        settings = self.settings
         for table in open_tables(ready.path, display_name=ready.job.name, limits=self._tap.limits):
             if not table.header:
                 self.logger.info("%s: %s is empty", ready.job.name, table.name)
+                data.empty()
                 continue
-            source = f"{ready.job.name} ({table.name})"
-            columns, types = self.table_columns(table.header, source)
-            yield ReadTable(table, columns, RowConverter(columns, types))
+            columns = self.column_names(table.header)
+            if not data.holds_data(table.name, table.header, columns):
+                continue
+            types = self.schema_types(columns, table.header, f"{ready.job.name} ({table.name})")
+            converter = RowConverter(
+                columns,
+                types,
+                labels=self.label_fields,
+                strict=settings.strict_types,
+                zone=settings.naive_time_zone,
+            )
+            yield ReadTable(table, columns, converter)
+            untyped += converter.untyped
+        data.finish()
+        self.warn_untyped(ready, untyped)
 
     def columnar_tables(self, ready: ReadyExport) -> t.Iterator[ColumnarTable]:
-        """Each CSV of the export for `columnar.read_columns` (which raises `NotColumnar`
-        for what only the row-by-row path reads exactly)."""
+        """Each data table of the export for `columnar.read_columns` (which raises
+        `NotColumnar` for what only the row-by-row path reads exactly); then the WARNING
+        for its members without data."""
         from tap_avicenna.columnar import read_header
 
+        data = _DataTables(self, ready)
         for raw in open_raw_tables(
             ready.path, display_name=ready.job.name, limits=self._tap.limits
         ):
             header, head = read_header(raw)
-            columns, types = self.table_columns(header, f"{ready.job.name} ({raw.name})")
-            yield ColumnarTable(raw, header, columns, types, head)
+            columns = self.column_names(header)
+            if data.holds_data(raw.name, header, columns):
+                types = self.schema_types(columns, header, f"{ready.job.name} ({raw.name})")
+                yield ColumnarTable(raw, header, columns, types, head)
+        data.finish()
+
+    def warn_untyped(self, ready: ReadyExport, counts: t.Mapping[str, int]) -> None:
+        """One WARNING per export for its cells that did not fit their column's type."""
+        if counts:
+            self.logger.warning(
+                "%s: %d cell(s) did not fit their column's type: their fields are null and "
+                "their text is kept in %s (%s); set strict_types to fail instead",
+                ready.job.name,
+                sum(counts.values()),
+                UNTYPED,
+                ", ".join(f"{name}: {count}" for name, count in counts.items()),
+            )
+
+    def without_refused(
+        self, refused: ColumnsRefused, columns: t.Sequence[str], added: t.Collection[str]
+    ) -> list[str]:
+        """`columns` without those Avicenna refused that the tap adds on its own (with a
+        WARNING), to ask again; the error itself when it refused a column of the user's
+        (or none of `added`)."""
+        dropped = [c for c in refused.columns if c in added and c in columns]
+        if not dropped or any(c not in added for c in refused.columns):
+            raise refused
+        self.logger.warning(
+            "%s: Avicenna refused column(s) %s, which the tap asks for on its own; "
+            "asking again without them",
+            self.name,
+            ", ".join(dropped),
+        )
+        return [c for c in columns if c not in dropped]
 
     @staticmethod
     def typed_rows(read: ReadTable, source: str) -> t.Iterator[list[t.Any]]:

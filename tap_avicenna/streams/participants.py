@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
-from tap_avicenna.errors import FileFormatError
+from tap_avicenna.errors import ColumnsRefused
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import Period
 from tap_avicenna.exports.runner import NotOurExport, ReadyExport
+from tap_avicenna.parsing import UNTYPED
 from tap_avicenna.streams.base import ExportStream, json_type
 
 if t.TYPE_CHECKING:
@@ -20,8 +21,9 @@ if t.TYPE_CHECKING:
 
 ID_COLUMNS = ("participant_id", "id", "avicenna_id", "aid", "participant", "user_id")
 COLUMN_ALIASES = {"participant_start_time": "start_time", "participant_end_time": "end_time"}
-REQUESTED_COLUMNS = ["participant_id", "start_time", "end_time", "status_id"]
-KNOWN_TYPES = {"status_id": "integer", "label": "string", "last_recorded_data_time": "date-time"}
+REQUESTED_COLUMNS = ("participant_id", "start_time", "end_time", "status_id")
+"""The columns NIDB's participation export asks for (API.md 2.3)."""
+KNOWN_TYPES = {"label": "string", "last_recorded_data_time": "date-time"}
 
 
 class ParticipantsStream(ExportStream):
@@ -30,6 +32,8 @@ class ParticipantsStream(ExportStream):
     name = "participants"
     primary_keys: t.ClassVar[list[str]] = ["participant_id"]
     replication_key = None
+    required_columns = ("participant_id",)
+    label_fields: t.ClassVar[dict[str, str]] = {"status_id": "status"}
 
     def __init__(self, tap: TapAvicenna) -> None:
         schema = {
@@ -38,14 +42,19 @@ class ParticipantsStream(ExportStream):
                 "participant_id": json_type("integer", nullable=False),
                 "start_time": json_type("date-time"),
                 "end_time": json_type("date-time"),
+                "status_id": json_type("integer"),
                 "status": json_type("string"),
+                UNTYPED: json_type("string"),
             },
         }
         super().__init__(tap, name=self.name, schema=schema)
         self._rows: list[dict[str, t.Any]] | None = None
 
     def column_names(self, header: list[str]) -> list[str]:
+        """A `status` column is read as `status_id`: ids stay there, labels (`Active`,
+        `Dropped`) go to `status`, whichever the file holds."""
         names = [COLUMN_ALIASES.get(n, n) for n in super().column_names(header)]
+        names = self.rename_first(names, "status_id", ("status",))
         return self.rename_first(names, "participant_id", ID_COLUMNS)
 
     def new_column_type(self, name: str) -> str:
@@ -55,49 +64,49 @@ class ParticipantsStream(ExportStream):
         """The participation export's rows (created, polled and read once per run)."""
         if self._rows is not None:
             return self._rows
-        study_id = self.settings.study_id
+        columns = list(REQUESTED_COLUMNS)
+        while True:
+            try:
+                rows = self._read(columns)
+                break
+            except ColumnsRefused as refused:
+                columns = self.without_refused(refused, columns, REQUESTED_COLUMNS)
+        self.logger.info("The participation export lists %d participant(s)", len(rows))
+        self._rows = rows
+        return rows
+
+    def _read(self, columns: list[str]) -> list[dict[str, t.Any]]:
         request = ExportRequest(
             key="participation",
             label="participants",
             body={
-                "study_id": study_id,
+                "study_id": self.settings.study_id,
                 "site_ssid": None,
                 "filter": "PARTICIPATION",
-                "rule_set": {"query": {}, "sort_by": [], "columns": REQUESTED_COLUMNS},
+                "rule_set": {"query": {}, "sort_by": [], "columns": columns},
             },
         )
         rows: list[dict[str, t.Any]] = []
         for ready in self.runner().run([request]):
             try:
-                rows = self._read(ready)
+                rows = self._rows_of(ready)
             except NotOurExport as exc:
                 ready.reject(str(exc))
-        self.logger.info("The participation export lists %d participant(s)", len(rows))
-        self._rows = rows
         return rows
 
-    def _read(self, ready: ReadyExport) -> list[dict[str, t.Any]]:
+    def _rows_of(self, ready: ReadyExport) -> list[dict[str, t.Any]]:
         rows: list[dict[str, t.Any]] = []
         for read in self.read_tables(ready):
-            if "participant_id" not in read.columns:
-                raise FileFormatError(
-                    f"{ready.job.name} ({read.table.name}): no participant id column "
-                    f"among {', '.join(read.table.header[:20])}"
-                )
-            columns = read.columns
+            pid_at = read.columns.index("participant_id")
             for values in self.typed_rows(read, ready.job.name):
-                if values[columns.index("participant_id")] is not None:
-                    rows.append(dict(zip(columns, values, strict=True)))
+                if values[pid_at] is not None:
+                    rows.append(read.record(values))
         return rows
 
-    def table_columns(self, header: list[str], source: str) -> tuple[list[str], dict[str, str]]:
+    def foreign(self, columns: list[str]) -> str | None:
         """A file with a record time column (sensor readings, survey sessions) is not a
-        participation list: not this stream's export (checked before its columns join
-        the schema)."""
-        if "record_time" in self.column_names(header):
-            columns = ", ".join(header[:6])
-            raise NotOurExport(f"its file is not a participation list: {columns}, ...")
-        return super().table_columns(header, source)
+        participation list."""
+        return "is not a participation list" if "record_time" in columns else None
 
     def periods(self) -> dict[int, Period]:
         """participant id -> [start, end) of their participation."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import typing as t
+from collections import Counter
 
 from tap_avicenna.bookmarks import CoverageBookmarks, iso
 from tap_avicenna.catalogue import COMMON_SENSOR_FIELDS, known_fields
-from tap_avicenna.errors import FileFormatError
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, plan_exports
 from tap_avicenna.exports.runner import NotOurExport, ReadyExport
+from tap_avicenna.parsing import UNTYPED
 from tap_avicenna.settings import DataSource
 from tap_avicenna.streams.base import ROW_ID, json_type
 from tap_avicenna.streams.windowed import ExportResult, WindowedExportStream
@@ -28,6 +28,7 @@ def sensor_schema(source: DataSource) -> dict[str, t.Any]:
         "participant_id": json_type("integer", nullable=False),
         "record_time": json_type("date-time", nullable=False),
         ROW_ID: json_type("string", nullable=False),
+        UNTYPED: json_type("string"),
     }
     fields = {**COMMON_SENSOR_FIELDS, **known_fields(source.name), **source.fields}
     for name, type_name in fields.items():
@@ -41,6 +42,7 @@ class SensorStream(WindowedExportStream):
     replication_key = "record_time"
     primary_keys: t.ClassVar[list[str]] = [ROW_ID]
     is_sorted = False
+    required_columns = ("participant_id", "record_time")
 
     def __init__(self, tap: TapAvicenna, source: DataSource) -> None:
         super().__init__(tap, name=source.stream_name, schema=sensor_schema(source))
@@ -69,12 +71,7 @@ class SensorStream(WindowedExportStream):
             len(participants),
             iso(settings.end_date),
         )
-        return self.export_results(
-            plans,
-            bookmarks,
-            lambda ready, plan: self.read_export(ready, plan, starts),
-            lambda ready, plan: self.read_columns(ready, plan, starts),
-        )
+        return self.export_results(plans, bookmarks, self.read_export, self.read_columns)
 
     def request_key(self, plan: PlannedExport) -> str:
         return self.window_key(str(self.source.id), plan, ",".join(map(str, plan.participant_ids)))
@@ -94,108 +91,118 @@ class SensorStream(WindowedExportStream):
             participant_ids=ids,
         )
 
-    def read_export(
-        self, ready: ReadyExport, plan: PlannedExport, starts: t.Mapping[int, t.Any]
-    ) -> t.Iterator[dict[str, t.Any]]:
-        """Records of the export's participants inside its window, whatever the file holds."""
-        lower = {p: iso(starts[p]) for p in plan.participant_ids}
+    def read_export(self, ready: ReadyExport, plan: PlannedExport) -> t.Iterator[dict[str, t.Any]]:
+        """Records of the export's participants from `start_date` to `end_date`, whatever
+        the file holds (rows outside the export's own window too: see `_log_rows`)."""
+        participants = set(plan.participant_ids)
+        lower, upper = iso(self.settings.start_date), iso(self.settings.end_date)
         window_start, window_end = iso(plan.start), iso(plan.end)
-        kept = dropped = theirs = 0  # theirs: dropped rows that are not the request's
-        strict = ready.job.guessed
+        dropped = outside = total = ours = 0
+        guessed = ready.job.guessed
         for read in self.read_tables(ready):
-            columns = read.columns
-            self._require_columns(ready, read.table.name, columns, read.table.header)
-            pid_at, time_at = columns.index("participant_id"), columns.index("record_time")
+            pid_at = read.columns.index("participant_id")
+            time_at = read.columns.index("record_time")
+            fields = read.converter.fields
             for values in self.typed_rows(read, ready.job.name):
-                pid, when = values[pid_at], values[time_at]
-                floor = lower.get(pid)
-                if (
-                    floor is None
-                    or when is None
-                    or not (floor <= when < window_end and when >= window_start)
-                ):
+                total += 1
+                when = values[time_at]
+                mine = values[pid_at] in participants
+                inside = when is not None and window_start <= when < window_end
+                if mine and (inside or not guessed):
+                    ours += 1
+                if when is None or not mine or not lower <= when < upper:
                     dropped += 1
-                    if floor is None or (strict and not window_start <= (when or "") < window_end):
-                        theirs += 1
                     continue
-                kept += 1
-                record = dict(zip(columns, values, strict=True))
+                if not inside:
+                    outside += 1
+                record = dict(zip(fields, values, strict=False))  # ReadTable.record, inlined
                 record[ROW_ID] = self.row_id(record)
                 yield record
-        self._check_ours(ready, plan, kept, dropped, theirs)
-        self._log_dropped(ready, dropped)
+        self._log_rows(ready, dropped, outside)
+        self._check_ours(ready, plan, total, ours)
 
-    def read_columns(
-        self, ready: ReadyExport, plan: PlannedExport, starts: t.Mapping[int, t.Any]
-    ) -> t.Iterator[Columns]:
+    def read_columns(self, ready: ReadyExport, plan: PlannedExport) -> t.Iterator[Columns]:
         """`read_export`'s rows as typed Arrow batches (the row ids are left to the writer)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         from tap_avicenna.columnar import read_columns
 
-        ids = pa.array(plan.participant_ids, pa.int64())
-        floors = pa.array(
-            [max(iso(starts[p]), iso(plan.start)) for p in plan.participant_ids], pa.string()
-        )
+        settings = self.settings
+        participants = pa.array(plan.participant_ids, pa.int64())
+        lower, upper = iso(settings.start_date), iso(settings.end_date)
         window_start, window_end = iso(plan.start), iso(plan.end)
-        total = dropped = theirs = 0
+        dropped = outside = total = ours = 0
+        untyped: Counter[str] = Counter()
         for table in self.columnar_tables(ready):
-            self._require_columns(ready, table.raw.name, table.columns, table.header)
-            for batch in read_columns(table.raw, table.columns, table.types, table.head):
+            for batch in read_columns(
+                table.raw,
+                table.columns,
+                table.types,
+                table.head,
+                zone=settings.naive_time_zone,
+                strict=settings.strict_types,
+            ):
+                untyped += batch.untyped
                 when = batch.column("record_time")
-                floor = pc.take(floors, pc.index_in(batch.column("participant_id"), ids))
                 keep = pc.fill_null(
-                    pc.and_(pc.greater_equal(when, floor), pc.less(when, window_end)), False
+                    pc.and_(
+                        pc.is_in(batch.column("participant_id"), participants),
+                        pc.and_(pc.greater_equal(when, lower), pc.less(when, upper)),
+                    ),
+                    False,
                 )
                 kept = pc.sum(keep).as_py() or 0
                 total += len(batch)
                 dropped += len(batch) - kept
-                if not kept:  # only then does it matter whose rows these are
-                    ours = pc.is_valid(floor)
-                    if ready.job.guessed:
-                        inside = pc.and_(
-                            pc.greater_equal(when, window_start), pc.less(when, window_end)
-                        )
-                        ours = pc.and_(ours, pc.fill_null(inside, False))
-                    theirs += len(batch) - (pc.sum(ours).as_py() or 0)
-                else:
+                inside = pc.fill_null(
+                    pc.and_(pc.greater_equal(when, window_start), pc.less(when, window_end)),
+                    False,
+                )
+                if not ours:  # evidence that the file is the request's, until found
+                    mine = pc.fill_null(
+                        pc.is_in(batch.column("participant_id"), participants), False
+                    )
+                    evidence = pc.and_(mine, inside) if ready.job.guessed else mine
+                    ours = pc.sum(evidence).as_py() or 0
+                if kept:
+                    outside += pc.sum(pc.and_(keep, pc.invert(inside))).as_py() or 0
                     yield batch if kept == len(batch) else batch.filter(keep)
-        self._check_ours(ready, plan, total - dropped, dropped, theirs)
-        self._log_dropped(ready, dropped)
+        self._log_rows(ready, dropped, outside)
+        self.warn_untyped(ready, untyped)
+        self._check_ours(ready, plan, total, ours)
 
     @staticmethod
-    def _require_columns(
-        ready: ReadyExport, table: str, columns: list[str], header: list[str]
-    ) -> None:
-        if "participant_id" not in columns or "record_time" not in columns:
-            raise FileFormatError(
-                f"{ready.job.name} ({table}): no participant or record time "
-                f"column among {', '.join(header[:20])}"
-            )
-
-    @staticmethod
-    def _check_ours(
-        ready: ReadyExport, plan: PlannedExport, kept: int, dropped: int, theirs: int
-    ) -> None:
+    def _check_ours(ready: ReadyExport, plan: PlannedExport, total: int, ours: int) -> None:
         """A file with rows, none of which is of the request's participants (inside its
         window too, for an export adopted from the list by a guess), is someone else's
-        export (another user's, another shard's): nothing of it was emitted."""
-        if kept or not dropped or theirs < dropped:
+        export (another user's, another shard's): its window is not closed."""
+        if ours or not total:
             return
         ids = plan.participant_ids
         who = str(ids[0]) if len(ids) == 1 else f"{ids[0]}..{ids[-1]}"
         where = " inside its window" if ready.job.guessed else ""
-        raise NotOurExport(f"none of its {dropped} row(s) is of participant(s) {who}{where}")
+        raise NotOurExport(f"none of its {total} row(s) is of participant(s) {who}{where}")
 
-    def _log_dropped(self, ready: ReadyExport, dropped: int) -> None:
+    def _log_rows(self, ready: ReadyExport, dropped: int, outside: int) -> None:
+        """Rows of other participants, or out of [start_date, end_date), are not emitted
+        (INFO). Rows of the export's participants in that range but outside the export's
+        own window are emitted (WARNING): the server's window differs from the request's
+        (it may read it as (start, end], in local time, or by upload time), and their
+        `_row_id` makes a copy emitted again from another export harmless to an upserting
+        target; a window's bookmark still moves only once its own export is emitted."""
         if dropped:
-            self.logger.log(
-                logging.INFO,
-                "%s: %d row(s) outside its window or participants (or before a bookmark "
-                "minus lookback) not emitted",
+            self.logger.info(
+                "%s: %d row(s) of other participants or outside start_date..end_date not emitted",
                 ready.job.name,
                 dropped,
+            )
+        if outside:
+            self.logger.warning(
+                "%s: %d row(s) outside the export's window emitted (Avicenna's window "
+                "differs from the one asked for)",
+                ready.job.name,
+                outside,
             )
 
     def column_names(self, header: list[str]) -> list[str]:

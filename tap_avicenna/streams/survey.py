@@ -14,11 +14,11 @@ import re
 import typing as t
 
 from tap_avicenna.bookmarks import CoverageBookmarks, iso
-from tap_avicenna.errors import FileFormatError
+from tap_avicenna.errors import ColumnsRefused, FileFormatError
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, grid_windows
-from tap_avicenna.exports.runner import NotOurExport, ReadyExport
-from tap_avicenna.parsing import normalize_header, normalize_name
+from tap_avicenna.exports.runner import ReadyExport
+from tap_avicenna.parsing import UNTYPED, normalize_header, normalize_name
 from tap_avicenna.response_files import extract_response_files
 from tap_avicenna.settings import Survey
 from tap_avicenna.streams.base import json_type
@@ -27,7 +27,7 @@ from tap_avicenna.streams.windowed import ExportResult, WindowedExportStream
 if t.TYPE_CHECKING:
     from tap_avicenna.tap import TapAvicenna
 
-DEFAULT_COLUMNS = (
+SESSION_COLUMNS = (
     "participant_id",
     "uuid",
     "prompt_time",
@@ -38,10 +38,14 @@ DEFAULT_COLUMNS = (
     "participant.start_time",
     "participant.status_id",
 )
-"""Requested when a survey lists no `columns`: who, when, status and device of each
-session (no answers: list the questions, e.g. "Q2", to get them)."""
+"""The session fields declared in the schema of a survey without `columns` (whose export
+holds the columns Avicenna chooses): who, when, status and device of each session."""
 
-REQUIRED_COLUMNS = ("participant_id", "uuid", "record_time")
+ADDED_COLUMNS = ("uuid", "record_time")
+"""Added to a survey's `columns` when missing: the key and the window's time. Both are
+documented v2 columns; the participant's id is not (the documented participant fields
+are `participant.start_time` and `participant.status_id`), so it is not added: users who
+list columns list it themselves (`participant_id`)."""
 
 SURVEY_FIELDS = {
     "participant_id": "integer",
@@ -85,6 +89,8 @@ DASHBOARD_QUESTION = re.compile(r"^\s*\[\s*(\d+)_[^\]\s]*?(\s+metadata)?\s*\]", 
 V2_QUESTION = re.compile(r"^\s*q(\d+)\s*$", re.IGNORECASE)
 V2_METADATA = re.compile(r"^\s*mq(\d+)_metadata\s*$", re.IGNORECASE)
 METADATA = re.compile(r"^q\d+_metadata$")
+LABELS = {"status_id": "status", "participant_status_id": "participant_status"}
+"""Status columns: ids stay integers, labels (`Completed`, `Dropped`) go to a text field."""
 
 
 def survey_field_name(raw: str) -> str:
@@ -111,27 +117,29 @@ class SurveyStream(WindowedExportStream):
     replication_key = "record_time"
     primary_keys: t.ClassVar[list[str]] = ["uuid"]
     is_sorted = False
+    required_columns = ("uuid", "record_time")
+    label_fields = LABELS
+    objects_may_appear = True  # answers' metadata, in columns Avicenna chooses
 
     def __init__(self, tap: TapAvicenna, survey: Survey) -> None:
         self.survey = survey
-        self.columns = self._requested_columns(survey)
+        self.added = [c for c in ADDED_COLUMNS if c not in survey.columns] if survey.columns else []
+        self.columns = [*self.added, *survey.columns]
+        """Asked for in `rule_set.columns`; none: Avicenna chooses."""
         properties: dict[str, t.Any] = {
             "uuid": json_type("string", nullable=False),
             "record_time": json_type("date-time", nullable=False),
+            UNTYPED: json_type("string"),
         }
-        for column in self.columns:
+        for column in self.columns or SESSION_COLUMNS:
             name = survey_field_name(column)
             properties.setdefault(name, json_type(field_type(name)))
+            if name in LABELS:
+                properties.setdefault(LABELS[name], json_type("string"))
             if V2_QUESTION.match(column):
                 properties.setdefault(f"{name}_metadata", json_type("object"))
         schema = {"type": "object", "properties": properties, "additionalProperties": True}
         super().__init__(tap, name=survey.stream_name, schema=schema)
-
-    @staticmethod
-    def _requested_columns(survey: Survey) -> tuple[str, ...]:
-        columns = survey.columns or DEFAULT_COLUMNS
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-        return (*missing, *columns)
 
     def column_names(self, header: list[str]) -> list[str]:
         return normalize_header(header, survey_field_name)
@@ -139,17 +147,26 @@ class SurveyStream(WindowedExportStream):
     def new_column_type(self, name: str) -> str:
         return field_type(name)
 
-    def table_columns(self, header: list[str], source: str) -> tuple[list[str], dict[str, str]]:
-        """A file without a session uuid column (sensor readings, a participation list)
-        is not this stream's export (checked before its columns join the schema)."""
-        if "uuid" not in self.column_names(header):
-            columns = ", ".join(header[:6])
-            raise NotOurExport(f"its file has no session uuid column: {columns}, ...")
-        return super().table_columns(header, source)
+    def foreign(self, columns: list[str]) -> str | None:
+        """A file of participants' rows without a session uuid column (sensor readings, a
+        participation list) is not a survey export."""
+        if "uuid" not in columns and "participant_id" in columns:
+            return "has no session uuid column"
+        return None
 
     # --- sync ------------------------------------------------------------------------
 
     def exports(self) -> t.Iterator[ExportResult]:
+        """The windows from the bookmark; asked again without the columns the tap adds
+        on its own when Avicenna refuses them."""
+        while True:
+            try:
+                yield from self._window_exports()
+                return
+            except ColumnsRefused as refused:
+                self.columns = self.without_refused(refused, self.columns, self.added)
+
+    def _window_exports(self) -> t.Iterator[ExportResult]:
         settings = self.settings
         bookmarks = CoverageBookmarks(self.stream_state, "covered_until", lambda plan: ("all",))
         self.bind_source(bookmarks, "activity_id", self.survey.activity_id)
@@ -160,10 +177,7 @@ class SurveyStream(WindowedExportStream):
                 start, settings.end_date, settings.start_date, settings.export_window
             )
         ]
-        floor = iso(start)
-        return self.export_results(
-            plans, bookmarks, lambda ready, plan: self.read_export(ready, plan, floor)
-        )
+        return self.export_results(plans, bookmarks, self.read_export)
 
     def after_export(self, ready: ReadyExport) -> None:
         if self.settings.response_files_dir:
@@ -204,23 +218,15 @@ class SurveyStream(WindowedExportStream):
         ).hexdigest()[:12]
         return self.window_key(f"survey:{self.survey.activity_id}", plan, digest)
 
-    def read_export(
-        self, ready: ReadyExport, plan: PlannedExport, floor: str
-    ) -> t.Iterator[dict[str, t.Any]]:
-        """Sessions inside the window (and from bookmark - lookback on), whatever the
-        file holds: the server may not apply the query's time bounds."""
-        lower = max(floor, iso(plan.start))
-        upper = iso(plan.end)
-        outside = 0
+    def read_export(self, ready: ReadyExport, plan: PlannedExport) -> t.Iterator[dict[str, t.Any]]:
+        """Sessions from `start_date` to `end_date`, whatever the file holds: the server
+        may not apply the query's time bounds (sessions outside the export's own window
+        are emitted too, and counted; the uuid keys them)."""
+        lower, upper = iso(self.settings.start_date), iso(self.settings.end_date)
+        window_start, window_end = iso(plan.start), iso(plan.end)
+        dropped = outside = 0
         for read in self.read_tables(ready):
-            columns = read.columns
-            for needed in ("uuid", "record_time"):
-                if needed not in columns:
-                    raise FileFormatError(
-                        f"{ready.job.name} ({read.table.name}): no {needed} column among "
-                        f"{', '.join(read.table.header[:20])}"
-                    )
-            uuid_at, time_at = columns.index("uuid"), columns.index("record_time")
+            uuid_at, time_at = read.columns.index("uuid"), read.columns.index("record_time")
             for values in self.typed_rows(read, ready.job.name):
                 if not values[uuid_at]:
                     raise FileFormatError(
@@ -229,12 +235,22 @@ class SurveyStream(WindowedExportStream):
                     )
                 when = values[time_at]
                 if when is None or not lower <= when < upper:
-                    outside += 1
+                    dropped += 1
                     continue
-                yield dict(zip(columns, values, strict=True))
-        if outside:
+                if not window_start <= when < window_end:
+                    outside += 1
+                yield read.record(values)
+        if dropped:
             self.logger.info(
-                "%s: %d session(s) outside its window (or without a record time) not emitted",
+                "%s: %d session(s) outside start_date..end_date (or without a record time) "
+                "not emitted",
+                ready.job.name,
+                dropped,
+            )
+        if outside:
+            self.logger.warning(
+                "%s: %d session(s) outside the export's window emitted (Avicenna's window "
+                "differs from the one asked for)",
                 ready.job.name,
                 outside,
             )

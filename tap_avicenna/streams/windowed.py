@@ -105,6 +105,9 @@ class ExportResult:
 class WindowedExportStream(ExportStream):
     """An export-backed stream incremental on windows of record time."""
 
+    objects_may_appear = False
+    """Whether files may bring object fields the schema does not have yet."""
+
     # --- exports ---------------------------------------------------------------------
 
     def request_key(self, plan: PlannedExport) -> str:
@@ -198,13 +201,13 @@ class WindowedExportStream(ExportStream):
         to every row (with null). Each BATCH message names its own encoding."""
         objects = [name for name, spec in self.schema["properties"].items()
                    if schema_type(spec) == "object"]  # fmt: skip
-        if config.encoding.format != "parquet" or not objects:
+        if config.encoding.format != "parquet" or not (objects or self.objects_may_appear):
             return config
         self.logger.info(
             "%s: object field(s) %s do not fit Parquet as they are; this stream's BATCH "
             "files are JSON lines",
             self.name,
-            ", ".join(objects[:5]),
+            ", ".join(objects[:5]) or "(as files bring them)",
         )
         encoding = BaseBatchFileEncoding(format="jsonl", compression=config.encoding.compression)
         return dataclasses.replace(config, encoding=encoding)

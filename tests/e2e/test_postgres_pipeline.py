@@ -49,7 +49,7 @@ SETTINGS: dict[str, t.Any] = {
     "end_date": "2025-01-11T00:00:00Z",
     "participant_ids": [101, 102, 103],
     "data_sources": [{"id": 10, "name": "gps"}, {"id": 30, "name": "battery"}],
-    "surveys": [{"activity_id": 5679, "name": "screen", "columns": ["Q1", "Q3"]}],
+    "surveys": [{"activity_id": 5679, "name": "screen", "columns": ["participant_id", "Q1", "Q3"]}],
     "participants_per_export": 2,
     "export_window_days": 7,
     "lookback_days": 2,
@@ -109,7 +109,7 @@ def expected_tables(
     }
     tables["participants"] = sim.expected_participation_rows(STUDY_ID)
     for survey in settings["surveys"]:
-        columns = ["participant_id", "uuid", "record_time", *survey["columns"]]
+        columns = ["uuid", "record_time", *survey["columns"]]
         body = {"export_version": "v2", "rule_set": {"columns": columns}}
         rows = sim.expected_survey_rows(STUDY_ID, survey["activity_id"], body)
         tables[f"survey_{survey['name']}"] = [

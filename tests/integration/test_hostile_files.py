@@ -49,6 +49,7 @@ JAN1 = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 BOMB_BYTES = 200 * 1024 * 1024
 LIMIT_BYTES = 1024 * 1024  # max_uncompressed_file_mb: 1
 BIG = "x" * 200_000  # more than the csv module's default field limit (131,072)
+MISSING = object()  # a field the record does not have
 
 
 # --- building files ------------------------------------------------------------------
@@ -284,14 +285,72 @@ CASES: list[HostileFile] = [
     HostileFile(
         "value-not-of-its-type",
         lambda _: lines(HEADER, row(60), row(120, x_axis="abc")),
-        Fails(r" line 3: column 'x_axis': cannot read 'abc' as number", 1),
-        "sync fails: line 3: column 'x_axis': cannot read 'abc' as number",
+        Keeps(
+            (
+                kept(60, x_axis=0.1),
+                kept(120, x_axis=None, y_axis=0.2, _untyped_cells='{"x_axis":"abc"}'),
+            ),
+            log=r"1 cell\(s\) did not fit their column's type.*\(x_axis: 1\)",
+        ),
+        "row kept: the field is null, the cell's text is kept in `_untyped_cells` "
+        '(`{"x_axis":"abc"}`); one WARNING per export counts them per column',
     ),
     HostileFile(
-        "value-not-of-its-type-in-zip",
+        "value-not-of-its-type-strict",
+        lambda _: lines(HEADER, row(60), row(120, x_axis="abc")),
+        Fails(r" line 3: column 'x_axis': cannot read 'abc' as number", 1),
+        "with `strict_types`: sync fails: line 3: column 'x_axis': cannot read 'abc' as number",
+        settings={"strict_types": True},
+    ),
+    HostileFile(
+        "value-not-of-its-type-in-zip-strict",
         lambda _: zipped(("accel.csv", lines(HEADER, row(60), row(120, accu="high")))),
         Fails(r" \(accel\.csv\) line 3: column 'accu': cannot read 'high' as integer", 1),
-        "sync fails: names the ZIP member, line 3, column 'accu' and the value",
+        "with `strict_types`: sync fails, naming the ZIP member, line, column and value",
+        settings={"strict_types": True},
+    ),
+    HostileFile(
+        "null-words-in-typed-columns",
+        lambda _: lines(
+            HEADER,
+            row(60, x_axis="None", y_axis="NaN", z_axis="N/A", accu="-"),
+            row(120, device_id="NULL", accu="NA"),
+        ),
+        Keeps(
+            (
+                kept(60, x_axis=None, y_axis=None, z_axis=None, accu=None),
+                kept(120, device_id="NULL", accu=None, _untyped_cells=MISSING),
+            )
+        ),
+        "row kept: `None`, `null`, `NA`, `N/A`, `#N/A`, `<NA>`, `-`, `NaN`, `NaT` (any case) "
+        "are null in typed columns; string columns keep the text",
+    ),
+    HostileFile(
+        "non-data-members-in-zip",
+        lambda _: zipped(
+            ("codebook.csv", lines("column,description", "x_axis,m/s2")),
+            ("data.csv", lines(HEADER, row(60))),
+            ("README.txt", b"Exported by Avicenna\r\n"),
+        ),
+        Keeps(
+            (kept(60),),
+            log=r"skipped ZIP member\(s\) without data: README\.txt \(not CSV\); codebook\.csv "
+            r"\(no participant_id or record_time column among column, description\)",
+        ),
+        "rows of the data members kept; members without the participant or time column, "
+        "or not CSV, skipped with one WARNING naming them",
+    ),
+    HostileFile(
+        "zip-without-data-members",
+        lambda _: zipped(("codebook.csv", lines("column,description", "x_axis,m/s2"))),
+        Fails(r": no ZIP member holds data: codebook\.csv \(no participant_id or record_time"),
+        "sync fails: no ZIP member holds data (nothing shows the file is the export asked for)",
+    ),
+    HostileFile(
+        "csv-without-participant-column",
+        lambda _: lines("a,b", "1,2"),
+        Fails(r": no participant_id or record_time column among a, b"),
+        "sync fails: no participant or record time column",
     ),
     HostileFile(
         "unterminated-quote",
@@ -304,8 +363,12 @@ CASES: list[HostileFile] = [
         lambda _: lines(
             HEADER, row(60), row(120, user_id="999"), row(3 * 86400), row(-60), row(180)
         ),
-        Keeps((kept(60), kept(180)), log=r": 3 row\(s\) outside its window or participants"),
-        "only the export's participant and window are emitted; the others are counted in the log",
+        Keeps(
+            (kept(60), kept(180)),
+            log=r": 3 row\(s\) of other participants or outside start_date\.\.end_date",
+        ),
+        "only the export's participants' rows from `start_date` to `end_date` are emitted; "
+        "the others are counted in the log",
     ),
 ]
 
@@ -363,9 +426,6 @@ def claimed(run: TapRun) -> list[dict[str, t.Any]]:
         state.get("bookmarks", {}).get(STREAM, {}).get("participants") or {}
         for state in run.states()
     ]
-
-
-MISSING = object()
 
 
 @pytest.mark.parametrize("mode", ["records", "batch"])

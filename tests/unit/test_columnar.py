@@ -102,25 +102,25 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]], newline: str
     return path
 
 
-def row_path(path: Path, types: dict[str, str]) -> list[bytes]:
+def row_path(path: Path, types: dict[str, str], strict: bool = False) -> list[bytes]:
     """JSON lines of the row-by-row path: RowConverter, row_id, msgspec."""
     lines: list[bytes] = []
     for table in open_tables(path):
         columns = normalize_header(table.header)
-        converter = RowConverter(columns, types)
+        converter = RowConverter(columns, types, strict=strict)
         for cells in table.rows:
-            record = dict(zip(columns, converter.convert(cells), strict=True))
+            record = dict(zip(converter.fields, converter.convert(cells), strict=False))
             record[ROW_ID] = ExportStream.row_id(record)
             lines.append(ENCODER.encode(record) + b"\n")
     return lines
 
 
-def columnar_path(path: Path, types: dict[str, str]) -> list[bytes]:
+def columnar_path(path: Path, types: dict[str, str], strict: bool = False) -> list[bytes]:
     """JSON lines of the columnar path (the same order and content, or NotColumnar)."""
     out: list[bytes] = []
     for raw in open_raw_tables(path):
         header, head = read_header(raw)
-        for batch in read_columns(raw, normalize_header(header), types, head):
+        for batch in read_columns(raw, normalize_header(header), types, head, strict=strict):
             texts = json_texts(batch)
             out.append(json_lines(texts, hash_here(canonical_json(texts))))
     return b"".join(out).splitlines(keepends=True)
@@ -191,9 +191,9 @@ def test_given_a_cell_python_rejects_when_read_columnar_then_refused_never_read(
     rows[len(rows) // 2][column] = cell
     path = write_csv(tmp_path / "t.csv", names, rows)
     with pytest.raises((ValueError, FileFormatError)):
-        row_path(path, types)
+        row_path(path, types, strict=True)
     with pytest.raises(NotColumnar):
-        columnar_path(path, types)
+        columnar_path(path, types, strict=True)
 
 
 def test_given_an_integer_beyond_int64_when_read_columnar_then_refused(tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -19,7 +21,7 @@ from tap_avicenna.parsing import (
     open_tables,
     parse_timestamp,
 )
-from tap_avicenna.parsing.values import _parse_timestamp_slow
+from tap_avicenna.parsing.values import JSON_TYPES, UNTYPED, _parse_timestamp_slow
 from tests.unit.parsing_helpers import write
 
 
@@ -42,6 +44,24 @@ def test_given_whitespace_string_when_converted_then_text_is_kept() -> None:
     assert converter_for("string")("abc") == "abc"
 
 
+NULL_SPELLINGS = ["None", "none", "null", "NULL", "NA", "na", "N/A", "n/a", "#N/A", "<NA>", "-",
+                  "NaT", "nat", "NaN", "nan", " NULL ", "\tN/A"]  # fmt: skip
+
+
+@pytest.mark.parametrize("json_type", sorted(JSON_TYPES - {"string"}))
+@pytest.mark.parametrize("word", NULL_SPELLINGS)
+def test_given_a_null_word_in_a_typed_column_when_converted_then_none(
+    json_type: str, word: str
+) -> None:
+    assert converter_for(json_type)(word) is None
+    assert converter_for(json_type, ZoneInfo("Europe/Paris"))(word) is None
+
+
+@pytest.mark.parametrize("word", NULL_SPELLINGS)
+def test_given_a_null_word_in_a_string_column_when_converted_then_text_is_kept(word: str) -> None:
+    assert converter_for("string")(word) == word
+
+
 def test_given_unknown_type_when_asking_converter_then_value_error() -> None:
     with pytest.raises(ValueError, match="unknown JSON type"):
         converter_for("array")
@@ -61,7 +81,7 @@ def test_given_huge_integral_decimal_when_converted_then_exact_int() -> None:
     assert converter_for("integer")("12345678901234567890.0") == 12345678901234567890
 
 
-@pytest.mark.parametrize("value", ["3.5", "abc", "NaN", "inf", "1,000", "0x10"])
+@pytest.mark.parametrize("value", ["3.5", "abc", "inf", "1,000", "0x10"])
 def test_given_non_integer_when_converted_then_value_error(value: str) -> None:
     with pytest.raises(ValueError):
         converter_for("integer")(value)
@@ -188,6 +208,29 @@ def test_given_timestamp_form_when_parsed_by_fallback_then_same_result(
     assert _parse_timestamp_slow(value) == expected
 
 
+TORONTO = ZoneInfo("America/Toronto")
+LOCAL_TIMESTAMPS = [
+    ("2025-01-15 09:30:00", "2025-01-15T14:30:00.000000+00:00"),  # EST, -05:00
+    ("2025-07-15T09:30:00.250", "2025-07-15T13:30:00.250000+00:00"),  # EDT, -04:00
+    ("2025-01-15", "2025-01-15T05:00:00.000000+00:00"),  # local midnight
+    ("2025-11-02 01:30:00", "2025-11-02T05:30:00.000000+00:00"),  # twice that night: the first
+    ("2025-01-15T09:30:00Z", "2025-01-15T09:30:00.000000+00:00"),  # an offset wins
+    ("2025-01-15 09:30:00+01:00", "2025-01-15T08:30:00.000000+00:00"),
+    ("1606939056984", "2020-12-02T19:57:36.984000+00:00"),  # epoch: UTC by definition
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), LOCAL_TIMESTAMPS)
+def test_given_a_zone_when_parsing_then_only_timestamps_without_offset_are_read_in_it(
+    value: str, expected: str
+) -> None:
+    assert parse_timestamp(value, TORONTO) == expected
+    assert _parse_timestamp_slow(value, TORONTO) == expected
+    assert converter_for("date-time", TORONTO)(value) == expected
+    converter = RowConverter(["t"], {"t": "date-time"}, zone=TORONTO)
+    assert converter.convert([value]) == [expected]
+
+
 def test_given_epoch_examples_when_parsed_then_match_datetime_arithmetic() -> None:
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     expected = (epoch + timedelta(milliseconds=160693905698)).isoformat(timespec="microseconds")
@@ -279,8 +322,8 @@ def test_given_empty_and_unusual_cells_when_converted_then_exact_converters_appl
     ]
 
 
-def test_given_bad_cell_when_converted_then_error_carries_column_and_value() -> None:
-    converter = RowConverter(COLUMNS, TYPES)
+def test_given_bad_cell_when_converted_strictly_then_error_carries_column_and_value() -> None:
+    converter = RowConverter(COLUMNS, TYPES, strict=True)
 
     with pytest.raises(ConversionError) as info:
         converter.convert(["1", "x", "1.5", "perhaps", "", "", ""])
@@ -292,11 +335,74 @@ def test_given_bad_cell_when_converted_then_error_carries_column_and_value() -> 
     assert "column 'ok'" in str(info.value)
 
 
-def test_given_bad_timestamp_when_converted_then_error_names_column() -> None:
-    converter = RowConverter(COLUMNS, TYPES)
+def test_given_bad_timestamp_when_converted_strictly_then_error_names_column() -> None:
+    converter = RowConverter(COLUMNS, TYPES, strict=True)
 
     with pytest.raises(ConversionError, match="column 'record_time'"):
         converter.convert(["1", "x", "1.5", "1", "yesterday", "", ""])
+
+
+def test_given_untyped_cells_when_converted_then_null_and_their_text_kept_in_file_order() -> None:
+    converter = RowConverter(COLUMNS, TYPES)
+    fields = [*COLUMNS, UNTYPED]
+
+    values = converter.convert(["1", "x", 'say "hi"', "perhaps", "yesterday", "None", "null"])
+
+    assert converter.fields == fields
+    assert dict(zip(fields, values, strict=True)) == {
+        "id": 1,
+        "name": "x",
+        "value": None,
+        "ok": None,
+        "record_time": None,
+        "day": None,
+        "meta": None,
+        UNTYPED: '{"value":"say \\"hi\\"","ok":"perhaps","record_time":"yesterday"}',
+    }
+    assert json.loads(values[-1]) == {
+        "value": 'say "hi"',
+        "ok": "perhaps",
+        "record_time": "yesterday",
+    }
+    converter.convert(["2", "y", "1.5", "maybe", "", "", ""])
+    assert converter.untyped == {"ok": 2, "value": 1, "record_time": 1}
+
+
+def test_given_rows_that_fit_when_converted_then_only_the_columns_values() -> None:
+    """The fields after the columns are left out (null) when every cell fits."""
+    converter = RowConverter(COLUMNS, TYPES, labels={"id": "id_label"})
+
+    assert converter.fields == [*COLUMNS, "id_label", UNTYPED]
+    assert len(converter.convert(["3.0", "x", "NaN", "", "", "", ""])) == len(COLUMNS)
+    assert not converter.untyped
+
+
+def test_given_label_cells_in_an_id_column_when_converted_then_they_go_to_the_label_field() -> None:
+    converter = RowConverter(["status_id", "n"], {"status_id": "integer", "n": "integer"},
+                             labels={"status_id": "status"}, strict=True)  # fmt: skip
+    fields = converter.fields
+
+    assert fields == ["status_id", "n", "status", UNTYPED]
+    assert converter.convert(["2", "1"]) == [2, 1]
+    assert dict(zip(fields, converter.convert(["Completed", "1"]), strict=False)) == {
+        "status_id": None,
+        "n": 1,
+        "status": "Completed",
+    }
+    assert converter.convert(["N/A", "1"]) == [None, 1]
+    with pytest.raises(ConversionError, match="column 'n'"):
+        converter.convert(["Canceled", "x"])
+    assert not converter.untyped
+
+
+def test_given_the_label_field_is_a_column_of_the_file_when_converted_then_no_routing() -> None:
+    types = {"status_id": "integer"}
+    converter = RowConverter(["status_id", "status"], types, labels={"status_id": "status"})
+
+    values = converter.convert(["Completed", "Completed"])
+
+    assert converter.fields == ["status_id", "status", UNTYPED]
+    assert values == [None, "Completed", '{"status_id":"Completed"}']
 
 
 def test_given_unknown_columns_when_converted_then_strings() -> None:

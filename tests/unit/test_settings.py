@@ -67,3 +67,17 @@ def test_given_shard_when_parsed_then_participants_split_by_modulo() -> None:
     assert [p for p in range(100, 110) if settings.in_shard(p)] == [101, 104, 107]
     with pytest.raises(ConfigError, match="shard_index"):
         parse_settings({**BASE, "shard_count": 3, "shard_index": 3})
+
+
+def test_given_a_time_zone_when_parsed_then_zone_of_naive_timestamps_or_none_for_utc() -> None:
+    assert parse_settings(BASE).naive_time_zone is None
+    assert parse_settings({**BASE, "naive_timestamps_time_zone": "UTC"}).naive_time_zone is None
+    zone = parse_settings({**BASE, "naive_timestamps_time_zone": "America/Toronto"})
+    assert str(zone.naive_time_zone) == "America/Toronto"
+    with pytest.raises(ConfigError, match=r"naive_timestamps_time_zone.*'Mars/Olympus'"):
+        parse_settings({**BASE, "naive_timestamps_time_zone": "Mars/Olympus"})
+
+
+def test_given_strict_types_when_parsed_then_only_true_is_strict() -> None:
+    assert parse_settings(BASE).strict_types is False
+    assert parse_settings({**BASE, "strict_types": True}).strict_types is True
