@@ -247,7 +247,8 @@ def check_marts(query: Query, schema: str) -> None:
     )
     assert pairs == expected_pairs
     metadata = [r["answer_metadata"] for r in answers if r["survey_name"] == "ema"]
-    assert all(json.loads(m)["question_id"] == 1 for m in map(str, metadata)), metadata
+    parsed = [m if isinstance(m, dict) else json.loads(m) for m in metadata]  # jsonb / text
+    assert [m["question_id"] for m in parsed] == [1] * 4, metadata
 
 
 # --- DuckDB ----------------------------------------------------------------------------
