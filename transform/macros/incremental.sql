@@ -13,24 +13,53 @@
       from {{ this }} where {{ this_filter }}))
 {%- endmacro %}
 
+{#- (participant_id, local_date) of the rows of `relation` loaded since the last build. -#}
+{% macro avicenna_new_days(relation, this_filter='true') -%}
+  select participant_id, local_date from {{ relation }}
+  where {{ avicenna_is_new('_loaded_at', this_filter) }}
+{%- endmacro %}
+
+{#- The same for a sensor table, read from the loaded table itself: the staging view
+    would deduplicate every row before the filter. -#}
+{% macro avicenna_new_sensor_days(table, this_filter='true') -%}
+  {%- set relation = source('avicenna', table) -%}
+  {%- set timestamp = 'cast(record_time as ' ~ dbt.type_timestamp() ~ ')' -%}
+  select distinct
+      cast(participant_id as bigint) as participant_id,
+      cast({{ avicenna_local_time(timestamp) }} as date) as local_date
+  from {{ relation }}
+  where {{ avicenna_is_new(avicenna_loaded_at(avicenna_column_names(relation)), this_filter) }}
+{%- endmacro %}
+
 {#- The rows of `relation` whose participant-day must be (re)computed: all of them in a
-    full build; in an incremental build those of the participant-days touched by new
-    rows (avicenna_is_new) or listed by the query `also_days` (participant_id, local_date). -#}
-{% macro avicenna_rows_to_build(relation, this_filter='true', also_days=none) -%}
+    full build; in an incremental build those of the participant-days of `new_days` or
+    of the query `also_days` (both select participant_id, local_date). The first such
+    day, read before the build, also becomes a constant filter, which the database
+    can apply to the loaded table below the staging view's deduplication. -#}
+{% macro avicenna_rows_to_build(relation, new_days, also_days=none) -%}
   {%- if is_incremental() -%}
+    {%- set touched -%}
+      {{ new_days }}
+      {%- if also_days %}
+      union
+      {{ also_days }}
+      {%- endif %}
+    {%- endset -%}
+    {%- set first_day = none -%}
+    {%- if execute -%}
+      {%- set first_day = run_query('select min(local_date) from (' ~ touched ~ ') as touched').columns[0].values()[0] -%}
+    {%- endif %}
   (
     select r.* from {{ relation }} as r
-    where exists (
-      select 1 from (
-        select participant_id, local_date from {{ relation }}
-        where {{ avicenna_is_new('_loaded_at', this_filter) }}
-        {%- if also_days %}
-        union
-        {{ also_days }}
-        {%- endif %}
-      ) as touched
-      where touched.participant_id = r.participant_id and touched.local_date = r.local_date
-    )
+    {%- if first_day is none %}
+    where 1 = 0
+    {%- else %}
+    where r.local_date >= cast('{{ first_day }}' as date)
+      and exists (
+        select 1 from ({{ touched }}) as touched
+        where touched.participant_id = r.participant_id and touched.local_date = r.local_date
+      )
+    {%- endif %}
   )
   {%- else -%}
   {{ relation }}

@@ -2,8 +2,8 @@
     (source column, type); a column the table lacks is null. Rows are unique on
     `_row_id` (a lookback re-emits rows with the same id; an upserting loader merges
     them, an appending one does not): the most recently loaded copy is kept. Identical
-    content means identical participant and time, so the window is partitioned by those
-    too, which lets a filter on participant and day reach the table. -#}
+    content means identical participant and time, so the window is partitioned by
+    participant and day too, which lets a filter on them reach the table. -#}
 {% macro avicenna_stg_sensor(table, columns) %}
 {%- set source_relation = source('avicenna', table) -%}
 {%- set names = avicenna_column_names(source_relation) -%}
@@ -13,6 +13,7 @@ with typed as (
         cast(participant_id as bigint) as participant_id,
         cast(record_time as {{ dbt.type_timestamp() }}) as record_time,
         {{ avicenna_local_time('cast(record_time as ' ~ dbt.type_timestamp() ~ ')') }} as local_time,
+        cast({{ avicenna_local_time('cast(record_time as ' ~ dbt.type_timestamp() ~ ')') }} as date) as local_date,
         {%- for name, spec in columns.items() %}
         {{ avicenna_optional_column(names, spec[0], spec[1]) }} as {{ name }},
         {%- endfor %}
@@ -23,9 +24,8 @@ with typed as (
 ranked as (
     select
         *,
-        cast(local_time as date) as local_date,
         row_number() over (
-            partition by participant_id, cast(local_time as date), row_id
+            partition by participant_id, local_date, row_id
             order by _loaded_at desc nulls last
         ) as copy_number
     from typed

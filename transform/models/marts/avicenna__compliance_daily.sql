@@ -7,7 +7,7 @@
 
 with prompts as (
     select *
-    from {{ avicenna_rows_to_build(ref('stg_avicenna__survey_prompts')) }} as p
+    from {{ avicenna_rows_to_build(ref('stg_avicenna__survey_prompts'), avicenna_new_days(ref('stg_avicenna__survey_prompts'))) }} as p
     where local_date is not null
 )
 

@@ -14,7 +14,10 @@
 with readings as (
     {%- for sensor in sensors %}
     select '{{ sensor }}' as sensor, participant_id, local_date, local_time, _loaded_at
-    from {{ avicenna_rows_to_build(ref('stg_avicenna__' ~ sensor), "sensor = '" ~ sensor ~ "'") }} as r
+    {%- set this_sensor = "sensor = '" ~ sensor ~ "'" %}
+    from {{ avicenna_rows_to_build(
+        ref('stg_avicenna__' ~ sensor), avicenna_new_sensor_days('sensor_' ~ sensor, this_sensor)
+    ) }} as r
     {%- if not loop.last %}
     union all
     {%- endif %}

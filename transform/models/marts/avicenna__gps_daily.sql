@@ -9,21 +9,21 @@
     on the participant's home (avicenna__gps_home): an incremental build recomputes the
     days with new fixes, and every day of a participant whose home moved. -#}
 {%- set home_moved_days -%}
-    select g.participant_id, g.local_date
-    from {{ ref('stg_avicenna__gps') }} as g
-    inner join {{ ref('avicenna__gps_home') }} as h on h.participant_id = g.participant_id
-    where not exists (
-        select 1 from {{ this }} as d
-        where d.participant_id = h.participant_id
-          and d.home_latitude = h.home_latitude and d.home_longitude = h.home_longitude
-    )
+    select d.participant_id, d.local_date
+    from {{ this }} as d
+    inner join {{ ref('avicenna__gps_home') }} as h on h.participant_id = d.participant_id
+    where d.valid_fixes > 0
+      and (d.home_latitude is null or d.home_latitude <> h.home_latitude
+           or d.home_longitude <> h.home_longitude)
 {%- endset -%}
 {%- set day_end = dbt.dateadd('day', 1, 'cast(local_date as ' ~ dbt.type_timestamp() ~ ')') -%}
 {%- set max_gap_seconds = var('avicenna_gps_max_gap_minutes', 15) * 60 %}
 
 with fixes as (
     select *
-    from {{ avicenna_rows_to_build(ref('stg_avicenna__gps'), also_days=home_moved_days) }} as g
+    from {{ avicenna_rows_to_build(
+        ref('stg_avicenna__gps'), avicenna_new_sensor_days('sensor_gps'), home_moved_days
+    ) }} as g
 ),
 
 days as (
