@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import statistics
 import typing as t
 from collections import defaultdict
 from dataclasses import dataclass
@@ -31,7 +30,15 @@ from tests.e2e.conftest import (
     run,
     tap_env,
 )
-from tests.unit.test_dbt_package import PROJECT, Rows, assert_same_tables, check_marts, close
+from tests.unit.test_dbt_package import (
+    MARTS,
+    PROJECT,
+    Rows,
+    assert_same_tables,
+    check_marts,
+    close,
+    compliance,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -62,15 +69,7 @@ SETTINGS: dict[str, t.Any] = {
 }
 PARTICIPANTS = [101, 104, 105]
 LATE: dict[str, t.Any] = {"end_date": SECOND_END, "participant_ids": PARTICIPANTS}
-DAILY_MARTS = (
-    "avicenna__compliance_daily",
-    "avicenna__data_yield_daily",
-    "avicenna__gps_daily",
-    "avicenna__accelerometer_daily",
-    "avicenna__battery_daily",
-    "avicenna__participant_day_summary",
-    "avicenna__compliance_participant",
-)
+DAILY_MARTS = (*MARTS, "avicenna__compliance_participant")
 
 
 def when(text: str) -> dt.datetime:
@@ -178,24 +177,8 @@ def survey_truth(sim: Simulator) -> dict[tuple[int, dt.date], dict[str, t.Any]]:
     body = {"export_version": "v2", "rule_set": {"columns": columns}}
     rows = sim.expected_survey_rows(STUDY_ID, 5678, body)
     lo, hi = when(START), when(SECOND_END)
-    days: dict[tuple[int, dt.date], list[dict[str, str]]] = defaultdict(list)
-    for row in rows:
-        if lo <= moment(row["record_time"]) < hi:
-            days[(int(row["participant_id"]), moment(row["prompt_time"]).date())].append(row)
-    truth = {}
-    for key, prompts in days.items():
-        delivered = [p for p in prompts if p["status_id"] != "4"]
-        answered = [p for p in prompts if p["status_id"] == "1"]
-        latencies = [
-            (moment(p["record_time"]) - moment(p["prompt_time"])).total_seconds() for p in answered
-        ]
-        truth[key] = {
-            "prompts_delivered": len(delivered),
-            "prompts_answered": len(answered),
-            "response_rate": len(answered) / len(delivered) if delivered else None,
-            "median_latency_seconds": statistics.median(latencies) if latencies else None,
-        }
-    return truth
+    loaded = [row for row in rows if lo <= moment(row["record_time"]) < hi]
+    return compliance(loaded, lambda text: moment(text).date())
 
 
 def yield_truth(sim: Simulator) -> dict[tuple[int, dt.date, str], dict[str, int]]:

@@ -79,10 +79,14 @@ def local_time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc).astimezone(ZONE)
 
 
-def expected_compliance() -> dict[tuple[int, dt.date], dict[str, t.Any]]:
+def compliance(
+    prompts: t.Iterable[dict[str, str]], day: t.Callable[[str], dt.date]
+) -> dict[tuple[int, dt.date], dict[str, t.Any]]:
+    """Compliance per (participant, day of the prompt) of exported survey rows (UTC
+    timestamp texts): delivered = not blocked (4), answered = completed (1)."""
     days: dict[tuple[int, dt.date], list[dict[str, str]]] = defaultdict(list)
-    for row in seed_rows("survey_ema"):
-        days[(int(row["participant_id"]), local_time(row["prompt_time"]).date())].append(row)
+    for row in prompts:
+        days[(int(row["participant_id"]), day(row["prompt_time"]))].append(row)
     out = {}
     for key, rows in days.items():
         delivered = [r for r in rows if r["status_id"] != "4"]
@@ -101,6 +105,10 @@ def expected_compliance() -> dict[tuple[int, dt.date], dict[str, t.Any]]:
             "median_latency_seconds": statistics.median(latencies) if latencies else None,
         }
     return out
+
+
+def expected_compliance() -> dict[tuple[int, dt.date], dict[str, t.Any]]:
+    return compliance(seed_rows("survey_ema"), lambda text: local_time(text).date())
 
 
 def expected_yield() -> dict[tuple[int, dt.date, str], dict[str, int]]:
@@ -325,7 +333,7 @@ def test_given_seeds_when_dbt_builds_in_duckdb_then_marts_hold_the_known_values(
     check_marts(duckdb_project.query, duckdb_project.schema)
 
 
-INCREMENTAL_MARTS = (
+MARTS = (
     "avicenna__compliance_daily",
     "avicenna__data_yield_daily",
     "avicenna__gps_daily",
@@ -342,7 +350,7 @@ def snapshot(project: DuckDBProject) -> dict[str, Rows]:
             if name != "avicenna__participant_day_summary"
             else f"select * from {project.schema}.{name} order by all"
         )
-        for name in INCREMENTAL_MARTS
+        for name in MARTS
     }
 
 
