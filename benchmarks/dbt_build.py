@@ -369,7 +369,7 @@ def dbt_section(results: DbtResults) -> Section:
         key="rebuilt_days",
     )
     section.add(
-        "source rows processed by the incremental build",
+        "readings in the participant-days rebuilt (data yield)",
         results.rows_read,
         goal="= new rows",
         met=results.rows_read == results.rows_new,

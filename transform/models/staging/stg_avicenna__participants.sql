@@ -22,7 +22,7 @@ select
     end_time,
     status,
     status_id,
-    coalesce(lower(status) in ({% for s in dropped %}'{{ s | lower }}'{{ ", " if not loop.last }}{% endfor %}), false) as is_dropped,
+    coalesce({{ avicenna_in_list('lower(status)', dropped | map('lower') | list) }}, false) as is_dropped,
     cast({{ avicenna_local_time('start_time') }} as date) as start_local_date,
     {#- end_time is exclusive: the last day is the one holding the instant before it -#}
     cast({{ avicenna_local_time(dbt.dateadd('second', -1, 'end_time')) }} as date) as end_local_date

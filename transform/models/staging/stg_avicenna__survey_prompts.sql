@@ -46,7 +46,7 @@ labelled as (
             status_text,
             case status_id
                 {%- for id, label in labels.items() %}
-                when {{ id }} then '{{ label }}'
+                when {{ avicenna_literal(id) }} then {{ avicenna_literal(label) }}
                 {%- endfor %}
             end
         ) as status_label
@@ -63,10 +63,10 @@ select
     cast({{ avicenna_local_time('prompt_time') }} as date) as local_date,
     status_id,
     status_label,
-    status_id is not null and status_id not in ({{ undelivered | join(', ') }}) as is_delivered,
-    status_id is not null and status_id in ({{ completed | join(', ') }}) as is_completed,
+    status_id is not null and not {{ avicenna_in_list('status_id', undelivered) }} as is_delivered,
+    status_id is not null and {{ avicenna_in_list('status_id', completed) }} as is_completed,
     case
-        when status_id in ({{ completed | join(', ') }})
+        when {{ avicenna_in_list('status_id', completed) }}
             then {{ avicenna_seconds_between('prompt_time', 'record_time') }}
     end as latency_seconds,
     _loaded_at
