@@ -385,3 +385,22 @@ def test_given_late_rows_when_built_incrementally_then_same_marts_as_a_full_refr
     assert (3, "2025-03-02") in days
     project.build("--full-refresh", *keep_seeds)
     assert_same_tables(snapshot(project), incremental)
+
+
+def test_given_meltano_yml_when_utilities_read_then_dbt_pins_install_offline() -> None:
+    """dbt-core 1.12.1+ needs a download from GitHub while installing: the utilities pin
+    1.12.0 and its parser; dbt-duckdb uses target-duckdb's duckdb (one file format)."""
+    import yaml
+
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    utilities = {u["name"]: u["pip_url"].split() for u in project["plugins"]["utilities"]}
+    assert set(utilities) == {"dbt-postgres", "dbt-duckdb"}
+    for packages in utilities.values():
+        assert (
+            "dbt-core==1.12.0" in packages and "dbt-core-experimental-parser==2.0.0a4" in packages
+        )
+    loaders = {
+        loader["name"]: loader["pip_url"].split() for loader in project["plugins"]["loaders"]
+    }
+    duckdb = [p for p in loaders["target-duckdb"] if p.startswith("duckdb==")]
+    assert duckdb and duckdb[0] in utilities["dbt-duckdb"]
