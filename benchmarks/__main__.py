@@ -17,12 +17,14 @@ import typing as t
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import concurrency, sensor, survey
+from benchmarks import concurrency, dbt_build, sensor, survey
 from benchmarks.common import RunFailed, set_workdir
 from benchmarks.report import Section, render_text
 from benchmarks.startup import startup_section
 
-PARTS = ("sensor", "survey", "memory", "concurrency", "startup")
+PARTS = ("sensor", "survey", "memory", "concurrency", "startup", "dbt")
+# Only when asked for (`--only dbt`): it needs a PostgreSQL (PGTEST_PORT).
+OPTIONAL_PARTS = ("dbt",)
 
 
 def _parse(argv: t.Sequence[str] | None) -> argparse.Namespace:
@@ -38,13 +40,15 @@ def _parse(argv: t.Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         metavar="PARTS",
-        help=f"comma-separated subset of {','.join(PARTS)} (default: all)",
+        help=f"comma-separated subset of {','.join(PARTS)} (default: all but "
+        f"{','.join(OPTIONAL_PARTS)})",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the working directory (configs, tap logs)"
     )
     args = parser.parse_args(argv)
-    parts = set(PARTS) if not args.only else {p.strip() for p in args.only.split(",")}
+    default = set(PARTS) - set(OPTIONAL_PARTS)
+    parts = default if not args.only else {p.strip() for p in args.only.split(",")}
     unknown = parts - set(PARTS)
     if unknown:
         parser.error(f"unknown part(s): {', '.join(sorted(unknown))}")
@@ -127,6 +131,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     sensor_results = sensor.SensorResults()
     survey_results = survey.SurveyResults()
     conc_results = concurrency.ConcurrencyResults(conc_sizes)
+    dbt_sizes = dbt_build.QUICK_SIZES if quick else dbt_build.FULL_SIZES
+    dbt_results = dbt_build.DbtResults()
     sections: list[Section] = []
     try:
         if parts & {"sensor", "memory"}:
@@ -155,6 +161,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 f"concurrency: {conc_sizes.exports} exports, tap then sequential client",
                 lambda: concurrency.run_concurrency(workdir, conc_sizes, conc_results),
             )
+        if "dbt" in parts:
+            runner.step(
+                "dbt",
+                "dbt: load accelerometer + GPS into PostgreSQL, dbt build, one more day, "
+                "incremental build",
+                lambda: dbt_build.run_dbt(workdir, dbt_sizes, dbt_results),
+            )
         startup: list[Section] = []
         if "startup" in parts:
             runner.step(
@@ -174,6 +187,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             sections.append(concurrency.concurrency_section(conc_results))
         if "startup" in parts:
             sections.extend(startup or [Section("startup", "6. Start-up")])
+        if "dbt" in parts:
+            sections.append(dbt_build.dbt_section(dbt_results))
     finally:
         if args.keep:
             print(f"working directory kept: {workdir}", file=sys.stderr)

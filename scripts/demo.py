@@ -1,10 +1,13 @@
 """The README's demo: start the Avicenna simulator, run
-`meltano run tap-avicenna <target>`, read every table back from the destination and
-check its row count against what the tap emitted (its "sync complete" log lines).
+`meltano run tap-avicenna <target> dbt-<target>:build` (the load, then the dbt package of
+transform/), read every table back from the destination and check its row count against
+what the tap emitted (its "sync complete" log lines), then print survey compliance and
+sensor data yield per participant from the marts.
 
     .venv/bin/python scripts/demo.py [--target duckdb|postgres]
 
-Exit 0 only when every stream emitted rows and every table holds exactly that many.
+Exit 0 only when every stream emitted rows, every table holds exactly that many, and
+the marts have a row for every participant.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 OUTPUT = ROOT / "output"
 SCHEMA = "avicenna"
+MODELS = "avicenna_analytics"
+SENSORS = ("gps", "accelerometer", "battery")
 SUMMARY = re.compile(r"(\w+): sync complete, ([\d,]+) rows emitted")
 
 
@@ -61,34 +68,67 @@ def emitted_counts(log: str) -> Counter[str]:
     return counts
 
 
-def duckdb_counts(streams: list[str]) -> dict[str, int]:
+def duckdb_rows(query: str) -> list[list[Any]]:
+    """Rows of a query on the demo's DuckDB file, read by target-duckdb's own duckdb."""
     python = ROOT / ".meltano/loaders/target-duckdb/venv/bin/python"
     script = (
         "import duckdb, json, sys\n"
         "db = duckdb.connect(sys.argv[1], read_only=True)\n"
-        "print(json.dumps({t: db.execute(f'select count(*) from " + SCHEMA + ".{t}').fetchone()[0]"
-        " for t in sys.argv[2:]}))\n"
+        "print(json.dumps(db.execute(sys.argv[2]).fetchall(), default=str))\n"
     )
     out = subprocess.run(
-        [str(python), "-c", script, str(OUTPUT / "warehouse.duckdb"), *streams],
+        [str(python), "-c", script, str(OUTPUT / "warehouse.duckdb"), query],
         capture_output=True,
         text=True,
         check=True,
     )
-    return dict(json.loads(out.stdout))
+    return list(json.loads(out.stdout))
 
 
-def postgres_counts(streams: list[str]) -> dict[str, int]:
+def postgres_rows(query: str) -> list[list[Any]]:
     import psycopg
 
     port = pg_port()
     with psycopg.connect(
         host="127.0.0.1", port=port, user="tap", password="tap", dbname="tapdb"
     ) as conn:
-        return {
-            name: conn.execute(f'select count(*) from {SCHEMA}."{name}"').fetchone()[0]  # type: ignore[index]
-            for name in streams
-        }
+        return [list(row) for row in conn.execute(query.encode()).fetchall()]
+
+
+def table_counts(rows: Callable[[str], list[list[Any]]], streams: list[str]) -> dict[str, int]:
+    query = " union all ".join(
+        f"select '{name}', count(*) from {SCHEMA}.\"{name}\"" for name in streams
+    )
+    return {str(name): int(count) for name, count in rows(query)}
+
+
+# Per participant: compliance over the participation, and the mean hours with data a
+# day of each sensor (days without data count as 0).
+MART_QUERY = f"""
+select s.participant_id, count(*) as days,
+       coalesce(max(c.prompts_delivered), 0), coalesce(max(c.prompts_answered), 0),
+       max(c.response_rate), max(c.median_latency_seconds),
+       {", ".join(f"avg({sensor}_hours_with_data)" for sensor in SENSORS)}
+from {MODELS}.avicenna__participant_day_summary as s
+left join {MODELS}.avicenna__compliance_participant as c on c.participant_id = s.participant_id
+group by s.participant_id
+order by s.participant_id
+"""
+
+
+def print_marts(rows: list[list[Any]]) -> None:
+    print(f"demo: analysis-ready data (dbt models in schema {MODELS}), per participant:")
+    print(
+        f"  {'participant':<12}{'days':>5}{'delivered':>10}{'answered':>10}{'rate':>7}"
+        f"{'median latency':>16}  hours with data a day: " + " / ".join(SENSORS)
+    )
+    for pid, days, delivered, answered, rate, latency, *hours in rows:
+        shown_rate = "-" if rate is None else f"{float(rate):.0%}"
+        shown_latency = "-" if latency is None else f"{float(latency) / 60:.1f} min"
+        print(
+            f"  {pid!s:<12}{days:>5}{delivered:>10}{answered:>10}{shown_rate:>7}"
+            f"{shown_latency:>16}  " + " / ".join(f"{float(h):.1f}" for h in hours)
+        )
 
 
 def main() -> int:
@@ -104,12 +144,17 @@ def main() -> int:
         "TAP_AVICENNA_API_URL": f"http://127.0.0.1:{port}",
         "TARGET_POSTGRES_PASSWORD": "tap",
         "TARGET_POSTGRES_PORT": pg_port(),
+        "DBT_POSTGRES_PASSWORD": "tap",
+        "DBT_POSTGRES_PORT": pg_port(),
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
     }
     started = time.monotonic()
     try:
-        print(f"demo: meltano run tap-avicenna target-{args.target} (simulator on port {port})")
+        print(
+            f"demo: meltano run tap-avicenna target-{args.target} dbt-{args.target}:build "
+            f"(simulator on port {port})"
+        )
         run = subprocess.run(
             [
                 str(BIN / "meltano"),
@@ -117,6 +162,7 @@ def main() -> int:
                 "--full-refresh",
                 "tap-avicenna",
                 f"target-{args.target}",
+                f"dbt-{args.target}:build",
             ],
             capture_output=True,
             text=True,
@@ -134,7 +180,8 @@ def main() -> int:
         return 1
     emitted = emitted_counts(log)
     streams = sorted(emitted)
-    stored = (duckdb_counts if args.target == "duckdb" else postgres_counts)(streams)
+    rows = duckdb_rows if args.target == "duckdb" else postgres_rows
+    stored = table_counts(rows, streams)
     print(f"demo: done in {time.monotonic() - started:.1f}s; rows per table:")
     print(f"  {'table':<24}{'emitted':>10}{'in ' + args.target:>14}")
     ok = bool(streams)
@@ -145,7 +192,13 @@ def main() -> int:
         print(f"  {name:<24}{emitted[name]:>10,}{stored.get(name, 0):>14,}  {verdict}")
     if not ok:
         print("demo: the destination does not hold exactly the rows the tap emitted")
-    return 0 if ok else 1
+        return 1
+    marts = rows(MART_QUERY)
+    print_marts(marts)
+    if len(marts) != stored["participants"]:
+        print("demo: the marts do not have a row for every participant")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

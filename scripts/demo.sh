@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh -- the README's main command: set up, then sync the bundled Avicenna simulator
-# into a local DuckDB file with meltano and print rows per table.
+# into a local DuckDB file with meltano, build the dbt package of transform/ on it, and
+# print rows per table and compliance and data yield per participant.
 #   bash scripts/demo.sh             # into output/warehouse.duckdb
 #   bash scripts/demo.sh postgres    # into this checkout's throwaway PostgreSQL
 #                                    # (scripts/pg-test.sh; its port: `... pg-test.sh port`)

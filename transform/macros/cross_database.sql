@@ -1,0 +1,64 @@
+{#- Expressions that PostgreSQL and DuckDB spell differently (adapter.dispatch). -#}
+
+{#- A loader timestamp column (UTC, without zone) as the participants' local time,
+    var('avicenna_timezone'), without zone. -#}
+{% macro avicenna_local_time(column) -%}
+  {%- set tz = var('avicenna_timezone', 'UTC') -%}
+  {%- if tz | upper == 'UTC' -%}
+    {{ column }}
+  {%- else -%}
+    {{ adapter.dispatch('avicenna_local_time', 'avicenna')(column, tz) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro default__avicenna_local_time(column, tz) -%}
+  (({{ column }}) at time zone 'UTC') at time zone '{{ tz }}'
+{%- endmacro %}
+
+{% macro duckdb__avicenna_local_time(column, tz) -%}
+  timezone('{{ tz }}', timezone('UTC', {{ column }}))
+{%- endmacro %}
+
+{#- Seconds from `start` to `end` (timestamps), as a double. -#}
+{% macro avicenna_seconds_between(start, end) -%}
+  {{ adapter.dispatch('avicenna_seconds_between', 'avicenna')(start, end) }}
+{%- endmacro %}
+
+{% macro default__avicenna_seconds_between(start, end) -%}
+  cast(extract(epoch from (({{ end }}) - ({{ start }}))) as double precision)
+{%- endmacro %}
+
+{% macro duckdb__avicenna_seconds_between(start, end) -%}
+  ((epoch_ms({{ end }}) - epoch_ms({{ start }})) / 1000.0)
+{%- endmacro %}
+
+{#- One row per date from `start_date` to `end_date` (inclusive): a select-list expression. -#}
+{% macro avicenna_date_series(start_date, end_date) -%}
+  {{ adapter.dispatch('avicenna_date_series', 'avicenna')(start_date, end_date) }}
+{%- endmacro %}
+
+{% macro default__avicenna_date_series(start_date, end_date) -%}
+  cast(generate_series(cast({{ start_date }} as timestamp), cast({{ end_date }} as timestamp), interval '1 day') as date)
+{%- endmacro %}
+
+{% macro duckdb__avicenna_date_series(start_date, end_date) -%}
+  cast(unnest(generate_series(cast({{ start_date }} as timestamp), cast({{ end_date }} as timestamp), interval 1 day)) as date)
+{%- endmacro %}
+
+{% macro avicenna_json_type() -%}
+  {{ adapter.dispatch('avicenna_json_type', 'avicenna')() }}
+{%- endmacro %}
+
+{% macro default__avicenna_json_type() -%} jsonb {%- endmacro %}
+
+{% macro duckdb__avicenna_json_type() -%} json {%- endmacro %}
+
+{#- Great-circle distance in metres between two points in degrees (haversine, mean
+    Earth radius 6,371,008.8 m). -#}
+{% macro avicenna_haversine_meters(lat1, lon1, lat2, lon2) -%}
+  (2 * 6371008.8 * asin(least(1.0, sqrt(
+      power(sin(radians(({{ lat2 }}) - ({{ lat1 }})) / 2), 2)
+      + cos(radians({{ lat1 }})) * cos(radians({{ lat2 }}))
+        * power(sin(radians(({{ lon2 }}) - ({{ lon1 }})) / 2), 2)
+  ))))
+{%- endmacro %}

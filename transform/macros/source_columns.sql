@@ -1,0 +1,54 @@
+{#- The loader's tables differ by loader and version: target-postgres adds `_sdc_*`
+    columns, target-duckdb does not; a survey has the columns its `columns` setting asked
+    for. These macros read what a table has and select a typed null for what it lacks. -#}
+
+{#- Lower-case column names of a relation ([] while dbt parses). -#}
+{% macro avicenna_column_names(relation) %}
+  {% if not execute or relation is none %}
+    {{ return([]) }}
+  {% endif %}
+  {% set names = [] %}
+  {% for column in adapter.get_columns_in_relation(relation) %}
+    {% do names.append(column.name | lower) %}
+  {% endfor %}
+  {{ return(names) }}
+{% endmacro %}
+
+{#- `column` cast to `type` when the table has it, else a null of that type. -#}
+{% macro avicenna_optional_column(names, column, type) -%}
+  {%- if column in names -%}
+    cast({{ column }} as {{ type }})
+  {%- else -%}
+    cast(null as {{ type }})
+  {%- endif -%}
+{%- endmacro %}
+
+{#- When the loader wrote the row: target-postgres's `_sdc_batched_at` (NULL for BATCH
+    loads), null where the loader adds no such column (target-duckdb). -#}
+{% macro avicenna_loaded_at(names) -%}
+  {{ avicenna_optional_column(names, '_sdc_batched_at', dbt.type_timestamp()) }}
+{%- endmacro %}
+
+{#- The survey tables the tap loaded (`survey_<name>` in var('avicenna_schema')),
+    restricted to var('avicenna_surveys') when it is set. -#}
+{% macro avicenna_survey_relations() %}
+  {% if not execute %}
+    {{ return([]) }}
+  {% endif %}
+  {% set schema = var('avicenna_schema', env_var('DBT_AVICENNA_SCHEMA', 'avicenna')) %}
+  {% set database = var('avicenna_database', none) or target.database %}
+  {% set wanted = var('avicenna_surveys', none) %}
+  {% set query %}
+    select table_name from information_schema.tables
+    where table_catalog = '{{ database }}' and table_schema = '{{ schema }}'
+      and left(table_name, 7) = 'survey_'
+    order by table_name
+  {% endset %}
+  {% set relations = [] %}
+  {% for name in run_query(query).columns[0].values() %}
+    {% if wanted is none or name[7:] in wanted %}
+      {% do relations.append(api.Relation.create(database=database, schema=schema, identifier=name)) %}
+    {% endif %}
+  {% endfor %}
+  {{ return(relations) }}
+{% endmacro %}
