@@ -17,12 +17,12 @@ import typing as t
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import concurrency, sensor, survey
+from benchmarks import concurrency, pipeline, sensor, survey
 from benchmarks.common import RunFailed, set_workdir
 from benchmarks.report import Section, render_text
 from benchmarks.startup import startup_section
 
-PARTS = ("sensor", "survey", "memory", "concurrency", "startup")
+PARTS = ("sensor", "survey", "memory", "concurrency", "startup", "pipeline")
 
 
 def _parse(argv: t.Sequence[str] | None) -> argparse.Namespace:
@@ -42,6 +42,13 @@ def _parse(argv: t.Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the working directory (configs, tap logs)"
+    )
+    parser.add_argument(
+        "--pipeline-repeats",
+        metavar="N",
+        type=int,
+        help=f"rounds of the whole-pipeline runs (default {pipeline.FULL_REPEATS}, "
+        f"{pipeline.QUICK_REPEATS} with --quick)",
     )
     args = parser.parse_args(argv)
     parts = set(PARTS) if not args.only else {p.strip() for p in args.only.split(",")}
@@ -127,6 +134,10 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     sensor_results = sensor.SensorResults()
     survey_results = survey.SurveyResults()
     conc_results = concurrency.ConcurrencyResults(conc_sizes)
+    pipeline_results = pipeline.PipelineResults()
+    repeats: int = args.pipeline_repeats or (
+        pipeline.QUICK_REPEATS if quick else pipeline.FULL_REPEATS
+    )
     sections: list[Section] = []
     try:
         if parts & {"sensor", "memory"}:
@@ -155,6 +166,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 f"concurrency: {conc_sizes.exports} exports, tap then sequential client",
                 lambda: concurrency.run_concurrency(workdir, conc_sizes, conc_results),
             )
+        if "pipeline" in parts:
+            rows = sensor.SensorSizes.rows(sensor_sizes.main_interval)
+            runner.step(
+                "pipeline",
+                f"pipeline: meltano run into PostgreSQL, {rows:,} rows, {repeats} round(s)",
+                lambda: pipeline.run_pipeline(workdir, sensor_sizes, repeats, pipeline_results),
+            )
         startup: list[Section] = []
         if "startup" in parts:
             runner.step(
@@ -172,6 +190,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             sections.append(sensor.memory_section(sensor_results))
         if "concurrency" in parts:
             sections.append(concurrency.concurrency_section(conc_results))
+        if "pipeline" in parts:
+            sections.append(pipeline.pipeline_section(pipeline_results))
         if "startup" in parts:
             sections.extend(startup or [Section("startup", "6. Start-up")])
     finally:

@@ -85,7 +85,7 @@ def tap_config(url: str, **extra: t.Any) -> dict[str, t.Any]:
     )
 
 
-def _measured_sync(
+def measured_sync(
     sim: WarmSimulator,
     workdir: Path,
     name: str,
@@ -109,7 +109,7 @@ def _measured_sync(
     )
 
 
-def _warm(sim: WarmSimulator, workdir: Path, name: str) -> Path:
+def warm_export(sim: WarmSimulator, workdir: Path, name: str) -> Path:
     return fetch_sensor_file(
         sim, workdir / f"{name}.zip", source_id=SOURCE_ID, participant_ids=[PARTICIPANT]
     )
@@ -166,9 +166,9 @@ def run_main(workdir: Path, sizes: SensorSizes, results: SensorResults) -> None:
     """The ~1M-row export: RECORD run, raw loop on the same file, BATCH run."""
     with WarmSimulator(sensor_config(interval_seconds=sizes.main_interval)) as sim:
         rows = expected_sensor_rows(sim, SOURCE_ID, [PARTICIPANT])
-        path = _warm(sim, workdir, "sensor-main")
+        path = warm_export(sim, workdir, "sensor-main")
         config = tap_config(sim.url)
-        results.main = _measured_sync(
+        results.main = measured_sync(
             sim, workdir, "sensor-record", rows, path.stat().st_size, config
         )
 
@@ -202,7 +202,7 @@ def _batch_sync(
         "storage": {"root": storage.as_uri()},
     }
     stdout_path = workdir / f"{name}.out"
-    sync = _measured_sync(
+    sync = measured_sync(
         sim,
         workdir,
         name,
@@ -226,8 +226,8 @@ def run_large(workdir: Path, sizes: SensorSizes, results: SensorResults) -> None
     """The ~3M-row export: RECORD run, for peak RSS."""
     with WarmSimulator(sensor_config(interval_seconds=sizes.large_interval)) as sim:
         rows = expected_sensor_rows(sim, SOURCE_ID, [PARTICIPANT])
-        path = _warm(sim, workdir, "sensor-large")
-        results.large = _measured_sync(
+        path = warm_export(sim, workdir, "sensor-large")
+        results.large = measured_sync(
             sim, workdir, "sensor-large", rows, path.stat().st_size, tap_config(sim.url)
         )
         fmt, compression = BATCH_ENCODINGS[0]
