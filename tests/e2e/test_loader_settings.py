@@ -14,7 +14,6 @@ import pytest
 from psycopg import sql
 
 from tap_avicenna.simulator import Simulator
-from tests.conftest import make_simulator
 from tests.e2e.conftest import (
     MELTANO,
     Done,
@@ -82,18 +81,10 @@ def nulls(pg: Postgres, schema: str, table: str, column: str) -> int:
     return int(pg.scalar(query))
 
 
-@pytest.fixture
-def sim() -> t.Iterator[Simulator]:
-    simulator = make_simulator()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-
-
 def test_given_shipped_loader_settings_when_loaded_then_same_rows_and_metadata_as_target_defaults(
-    pg: Postgres, sim: Simulator
+    pg: Postgres, simulator: Simulator
 ) -> None:
+    sim = simulator
     with contextlib.ExitStack() as names:
         shipped = Pipeline(sim, pg, names.enter_context(isolated_names(pg, "shipped")), SETTINGS)
         before = Pipeline(sim, pg, names.enter_context(isolated_names(pg, "defaults")), SETTINGS)
@@ -120,7 +111,7 @@ def test_given_shipped_loader_settings_when_loaded_then_same_rows_and_metadata_a
 
 
 def test_given_parquet_batch_files_when_loaded_then_sdc_columns_exist_but_are_null(
-    pg: Postgres, sim: Simulator, tmp_path: Path
+    pg: Postgres, simulator: Simulator, tmp_path: Path
 ) -> None:
     """singer-sdk's BATCH path (Sink.process_batch_files) adds no record metadata: the
     README documents it, and this test notices the day an upgrade fills the columns."""
@@ -129,7 +120,7 @@ def test_given_parquet_batch_files_when_loaded_then_sdc_columns_exist_but_are_nu
         "storage": {"root": (tmp_path / "files").as_uri()},
     }
     with isolated_names(pg, "batchsdc") as name:
-        pipeline = Pipeline(sim, pg, name, {**SETTINGS, "batch_config": batch_config})
+        pipeline = Pipeline(simulator, pg, name, {**SETTINGS, "batch_config": batch_config})
         done = load(pipeline)
         for table in TABLES:
             count = pg.count(name, table)
