@@ -100,6 +100,14 @@ class PipelineRun:
         """meltano, the tap and the target (wait4 counts the children meltano reaped)."""
         return self.run.user_seconds + self.run.system_seconds
 
+    @property
+    def total_cpu_seconds(self) -> float | None:
+        """Client and server CPU: the work done, which other load on the machine moves
+        much less than the wall time."""
+        if self.server_cpu_seconds is None:
+            return None
+        return self.client_cpu_seconds + self.server_cpu_seconds
+
 
 @dataclass
 class PipelineResults:
@@ -384,6 +392,25 @@ def pipeline_section(results: PipelineResults) -> Section:
             key=f"{shipped.key}_speedup",
             digits=2,
         )
+        pairs = zip(results.runs[before.key], results.runs[shipped.key], strict=False)
+        per_round = [b.run.wall_seconds / s.run.wall_seconds for b, s in pairs]
+        section.add(
+            f"{kind}: shipped / before, round by round",
+            ", ".join(f"{r:.2f}" for r in per_round) + " x",
+            key=f"{shipped.key}_speedup_rounds",
+        )
+        cpu = [
+            [c for r in results.runs[v.key] if (c := r.total_cpu_seconds) is not None]
+            for v in (before, shipped)
+        ]
+        if all(cpu):
+            section.add(
+                f"{kind}: before / shipped, median CPU of all processes and PostgreSQL",
+                statistics.median(cpu[0]) / statistics.median(cpu[1]),
+                "x",
+                key=f"{shipped.key}_cpu_ratio",
+                digits=2,
+            )
         tap = results.tap_batch if shipped.batch else results.tap_record
         if tap is not None:
             share = _median_rate(results.runs[shipped.key]) / tap.records_per_second
