@@ -17,12 +17,12 @@ import typing as t
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import concurrency, dbt_build, sensor, survey
+from benchmarks import concurrency, dbt_build, pipeline, sensor, survey
 from benchmarks.common import RunFailed, set_workdir
 from benchmarks.report import Section, render_text
 from benchmarks.startup import startup_section
 
-PARTS = ("sensor", "survey", "memory", "concurrency", "startup", "dbt")
+PARTS = ("sensor", "survey", "memory", "concurrency", "startup", "pipeline", "dbt")
 # Only when asked for (`--only dbt`): it needs a PostgreSQL (PGTEST_PORT).
 OPTIONAL_PARTS = ("dbt",)
 
@@ -45,6 +45,13 @@ def _parse(argv: t.Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the working directory (configs, tap logs)"
+    )
+    parser.add_argument(
+        "--pipeline-repeats",
+        metavar="N",
+        type=int,
+        help=f"rounds of the whole-pipeline runs (default {pipeline.FULL_REPEATS}, "
+        f"{pipeline.QUICK_REPEATS} with --quick)",
     )
     args = parser.parse_args(argv)
     default = set(PARTS) - set(OPTIONAL_PARTS)
@@ -133,6 +140,10 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     conc_results = concurrency.ConcurrencyResults(conc_sizes)
     dbt_sizes = dbt_build.QUICK_SIZES if quick else dbt_build.FULL_SIZES
     dbt_results = dbt_build.DbtResults()
+    pipeline_results = pipeline.PipelineResults()
+    repeats: int = args.pipeline_repeats or (
+        pipeline.QUICK_REPEATS if quick else pipeline.FULL_REPEATS
+    )
     sections: list[Section] = []
     try:
         if parts & {"sensor", "memory"}:
@@ -161,6 +172,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 f"concurrency: {conc_sizes.exports} exports, tap then sequential client",
                 lambda: concurrency.run_concurrency(workdir, conc_sizes, conc_results),
             )
+        if "pipeline" in parts:
+            rows = sensor.SensorSizes.rows(sensor_sizes.main_interval)
+            runner.step(
+                "pipeline",
+                f"pipeline: meltano run into PostgreSQL, {rows:,} rows, {repeats} round(s)",
+                lambda: pipeline.run_pipeline(workdir, sensor_sizes, repeats, pipeline_results),
+            )
         if "dbt" in parts:
             runner.step(
                 "dbt",
@@ -185,6 +203,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             sections.append(sensor.memory_section(sensor_results))
         if "concurrency" in parts:
             sections.append(concurrency.concurrency_section(conc_results))
+        if "pipeline" in parts:
+            sections.append(pipeline.pipeline_section(pipeline_results))
         if "startup" in parts:
             sections.extend(startup or [Section("startup", "6. Start-up")])
         if "dbt" in parts:

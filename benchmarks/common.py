@@ -23,7 +23,7 @@ API_KEY = "sim-secret-key-0123456789"
 STUDY_ID = 1234
 TAP_TIMEOUT_SECONDS = 1800.0
 
-_SYNC_COMPLETE = re.compile(r"\| (\S+): sync complete, ([\d,]+) rows emitted")
+_SYNC_COMPLETE = re.compile(r"(\S+): sync complete, ([\d,]+) rows emitted")
 _POLL = re.compile(r"Status poll #(\d+): (\d+) list requests? for (\d+) pending export")
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \|")
 

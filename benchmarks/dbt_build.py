@@ -313,7 +313,7 @@ def _run(workdir: Path, sizes: DbtSizes, results: DbtResults, sim: Simulator, pg
 
 
 def dbt_section(results: DbtResults) -> Section:
-    section = Section("dbt", "7. dbt package in PostgreSQL (transform/)")
+    section = Section("dbt", "8. dbt package in PostgreSQL (transform/)")
     if not results.builds:
         return section
     full, incremental = results.builds["full"], results.builds["incremental"]

@@ -91,7 +91,7 @@ def tap_config(url: str, **extra: t.Any) -> dict[str, t.Any]:
     )
 
 
-def _measured_sync(
+def measured_sync(
     sim: WarmSimulator,
     workdir: Path,
     name: str,
@@ -115,7 +115,7 @@ def _measured_sync(
     )
 
 
-def _warm(sim: WarmSimulator, workdir: Path, name: str) -> Path:
+def warm_export(sim: WarmSimulator, workdir: Path, name: str) -> Path:
     return fetch_sensor_file(
         sim, workdir / f"{name}.zip", source_id=SOURCE_ID, participant_ids=[PARTICIPANT]
     )
@@ -180,9 +180,9 @@ def run_main(workdir: Path, sizes: SensorSizes, results: SensorResults) -> None:
     """The ~1M-row export: RECORD run, raw loop on the same file, BATCH run."""
     with WarmSimulator(sensor_config(interval_seconds=sizes.main_interval)) as sim:
         rows = expected_sensor_rows(sim, SOURCE_ID, [PARTICIPANT])
-        path = _warm(sim, workdir, "sensor-main")
+        path = warm_export(sim, workdir, "sensor-main")
         config = tap_config(sim.url)
-        results.main = _measured_sync(
+        results.main = measured_sync(
             sim, workdir, "sensor-record", rows, path.stat().st_size, config
         )
 
@@ -208,7 +208,7 @@ def run_dirty(workdir: Path, sizes: SensorSizes, results: SensorResults) -> None
     study.null_word_rate, study.odd_cell_rate = NULL_WORD_RATE, ODD_CELL_RATE
     with WarmSimulator(config) as sim:
         rows = expected_sensor_rows(sim, SOURCE_ID, [PARTICIPANT])
-        path = _warm(sim, workdir, "sensor-dirty")
+        path = warm_export(sim, workdir, "sensor-dirty")
         csv_path = extract_csv(path, workdir / "sensor-dirty.csv")
         with open(csv_path, newline="") as text:
             reader = csv.reader(text)
@@ -244,7 +244,7 @@ def _batch_sync(
         "storage": {"root": storage.as_uri()},
     }
     stdout_path = workdir / f"{name}.out"
-    sync = _measured_sync(
+    sync = measured_sync(
         sim,
         workdir,
         name,
@@ -268,7 +268,7 @@ def run_large(workdir: Path, sizes: SensorSizes, results: SensorResults) -> None
     """The ~3M-row export: RECORD run, for peak RSS."""
     with WarmSimulator(sensor_config(interval_seconds=sizes.large_interval)) as sim:
         rows = expected_sensor_rows(sim, SOURCE_ID, [PARTICIPANT])
-        path = _warm(sim, workdir, "sensor-large")
+        path = warm_export(sim, workdir, "sensor-large")
         results.large, results.large_batch = _record_and_batch(
             sim, workdir, "sensor-large", rows, path
         )
@@ -279,7 +279,7 @@ def _record_and_batch(
 ) -> tuple[SyncMeasure, BatchMeasure]:
     """A RECORD sync and a BATCH sync (the first encoding) of the warmed export at `path`
     (deleted afterwards)."""
-    record = _measured_sync(sim, workdir, name, rows, path.stat().st_size, tap_config(sim.url))
+    record = measured_sync(sim, workdir, name, rows, path.stat().st_size, tap_config(sim.url))
     fmt, compression = BATCH_ENCODINGS[0]
     batch = _batch_sync(sim, workdir, rows, path, fmt, compression, f"{name}-batch-{fmt}")
     path.unlink()
