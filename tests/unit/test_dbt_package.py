@@ -337,6 +337,32 @@ def test_given_seeds_when_dbt_builds_in_duckdb_then_marts_hold_the_known_values(
     check_marts(duckdb_project.query, duckdb_project.schema)
 
 
+def test_given_survey_table_without_participant_id_when_built_then_left_out_with_a_warning(
+    duckdb_project: DuckDBProject,
+) -> None:
+    """A survey whose `columns` left out `participant_id` loads a table without it: the
+    survey models build without that table and dbt's warning says what to add."""
+    project, schema = duckdb_project, duckdb_project.schema
+    project.execute(
+        f"create table {schema}.survey_nameless as "
+        f"select * exclude (participant_id) from {schema}.survey_ema",
+        mode="write",
+    )
+    survey_models = ("--select", "stg_avicenna__survey_prompts", "stg_avicenna__survey_answers")
+    try:
+        output = project.build(*survey_models)
+        assert f"{schema}.survey_nameless has no participant_id column and is left out" in output, (
+            output[-3000:]
+        )
+        for model in ("stg_avicenna__survey_prompts", "stg_avicenna__survey_answers"):
+            names = project.query(f"select distinct survey_name from {schema}.{model}")
+            assert {r["survey_name"] for r in names} >= {"ema"}, model
+            assert "nameless" not in {r["survey_name"] for r in names}, model
+    finally:
+        project.execute(f"drop table {schema}.survey_nameless", mode="write")
+        project.build(*survey_models)
+
+
 MARTS = (
     "avicenna__compliance_daily",
     "avicenna__data_yield_daily",
