@@ -21,22 +21,34 @@ class Interrupted(BaseException):
 
 
 class InterruptGate:
-    """Turns SIGINT/SIGTERM into `Interrupted`, at once or at the end of a held record."""
+    """Turns SIGINT/SIGTERM into `Interrupted`, at once or at the end of a held record.
+
+    Once the run is stopping, further signals are ignored: a second Ctrl-C (or a
+    SIGTERM after a SIGINT) would otherwise interrupt the clean-up that writes the last
+    STATE, or a generator closed at exit, and print a traceback after the ERROR line.
+    """
 
     def __init__(self) -> None:
         self.held = False
         self.deferred: int | None = None
+        self.stopping = False
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         """The signal handler."""
         del frame
+        if self.stopping:
+            return
         if self.held:
             self.deferred = signum
             return
-        raise Interrupted(signum)
+        self._stop(signum)
 
     def release(self) -> None:
         """End a held section: raise the signal that arrived during it, if any."""
         self.held = False
-        if self.deferred is not None:
-            raise Interrupted(self.deferred)
+        if self.deferred is not None and not self.stopping:
+            self._stop(self.deferred)
+
+    def _stop(self, signum: int) -> None:
+        self.stopping = True
+        raise Interrupted(signum)

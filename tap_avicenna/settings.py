@@ -90,7 +90,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
         description=(
             "Survey activities to export, one stream `survey_<name>` each: "
-            '`{"activity_id": 5678, "name": "daily", "columns": ["Q2", "Q3"], '
+            '`{"activity_id": 5678, "name": "daily", "columns": ["participant_id", "Q2", "Q3"], '
             '"query": {"AND": [...]}, "site_ssid": null}`. Without `columns` the tap asks '
             "for none and reads every column Avicenna chooses, answers included (see README)."
         ),

@@ -60,7 +60,11 @@ SETTINGS: dict[str, t.Any] = {
     "participant_ids": [101, 104],
     "data_sources": SOURCES,
     "surveys": [
-        {"activity_id": 5678, "name": "daily", "columns": ["prompt_time", "status_id", "Q2"]}
+        {
+            "activity_id": 5678,
+            "name": "daily",
+            "columns": ["participant_id", "prompt_time", "status_id", "Q2"],
+        }
     ],
     "participants_per_export": 2,
     "export_window_days": 7,

@@ -9,6 +9,7 @@ by tests/unit/test_meltano_yml.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -341,11 +342,13 @@ def test_given_help_then_test_flag_described_as_this_taps_check() -> None:
 # --- 12: SIGINT ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("signals", [1, 2], ids=["once", "twice"])
 def test_given_sigint_mid_sync_then_record_count_metric_exact_and_error_line_last(
-    tmp_path: Path,
+    tmp_path: Path, signals: int
 ) -> None:
     """Two weekly exports of 10,080 accelerometer rows each: the signal comes after the
-    first 10,000-record bulk, while records are being written."""
+    first 10,000-record bulk, while records are being written; `twice`: a second one on
+    the next line the tap writes (a user pressing Ctrl-C again while it stops)."""
     sim = make_simulator(processing_delay=0.05)
     try:
         config = tap_config(
@@ -361,12 +364,18 @@ def test_given_sigint_mid_sync_then_record_count_metric_exact_and_error_line_las
         with tempfile.TemporaryFile("w+") as err:
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
             assert proc.stdout is not None
-            out, seen = [], 0
+            out, seen, sent = [], 0, 0
             for line in proc.stdout:  # read to the end: nothing is left in a buffer
                 out.append(line)
-                seen += line.startswith('{"type":"RECORD","stream":"sensor_accelerometer"')
-                if seen == 12_345:
-                    proc.send_signal(signal.SIGINT)
+                if sent and sent < signals:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.send_signal(signal.SIGINT)
+                    sent += 1
+                if line.startswith('{"type":"RECORD","stream":"sensor_accelerometer"'):
+                    seen += 1
+                    if seen == 12_345:  # once: the line after it may be the final STATE
+                        proc.send_signal(signal.SIGINT)
+                        sent = 1
             proc.wait(timeout=120)
             err.seek(0)
             stderr = err.read()

@@ -30,7 +30,8 @@
 {%- endmacro %}
 
 {#- The survey tables the tap loaded (`survey_<name>` in var('avicenna_schema')),
-    restricted to var('avicenna_surveys') when it is set. -#}
+    restricted to var('avicenna_surveys') when it is set; a table without `participant_id`
+    (a survey whose `columns` left it out) is left out with a warning. -#}
 {% macro avicenna_survey_relations() %}
   {% if not execute %}
     {{ return([]) }}
@@ -47,7 +48,12 @@
   {% set relations = [] %}
   {% for name in run_query(query).columns[0].values() %}
     {% if wanted is none or name[7:] in wanted %}
-      {% do relations.append(api.Relation.create(database=database, schema=schema, identifier=name)) %}
+      {% set relation = api.Relation.create(database=database, schema=schema, identifier=name) %}
+      {% if 'participant_id' in avicenna_column_names(relation) %}
+        {% do relations.append(relation) %}
+      {% else %}
+        {% do exceptions.warn(schema ~ "." ~ name ~ " has no participant_id column and is left out of the survey models: list participant_id in the survey's `columns` setting") %}
+      {% endif %}
     {% endif %}
   {% endfor %}
   {{ return(relations) }}

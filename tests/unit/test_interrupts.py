@@ -1,0 +1,36 @@
+"""InterruptGate: a signal stops the run once, never in the middle of a held record."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tap_avicenna.interrupts import Interrupted, InterruptGate
+
+
+def test_given_a_signal_when_not_held_then_interrupted_at_once() -> None:
+    gate = InterruptGate()
+    with pytest.raises(Interrupted) as caught:
+        gate.handle(signal.SIGTERM, None)
+    assert caught.value.signum == signal.SIGTERM
+
+
+def test_given_a_signal_while_held_when_released_then_interrupted_then() -> None:
+    gate = InterruptGate()
+    gate.held = True
+    gate.handle(signal.SIGINT, None)  # deferred: the record is written and counted first
+    with pytest.raises(Interrupted) as caught:
+        gate.release()
+    assert caught.value.signum == signal.SIGINT
+
+
+def test_given_the_run_stopping_when_another_signal_comes_then_it_is_ignored() -> None:
+    gate = InterruptGate()
+    with pytest.raises(Interrupted):
+        gate.handle(signal.SIGINT, None)
+    gate.handle(signal.SIGINT, None)  # clean-up (last STATE, closing generators) goes on
+    gate.handle(signal.SIGTERM, None)
+    gate.held = True
+    gate.handle(signal.SIGINT, None)
+    gate.release()  # nothing deferred is raised once stopping
