@@ -126,6 +126,11 @@ BAD_SETTINGS: list[BadSetting] = [
         "max_uncompressed_file_mb",
     ),
     BadSetting(
+        "max-waiting-files-mb-zero",
+        {"max_waiting_files_mb": 0},
+        "max_waiting_files_mb",
+    ),
+    BadSetting(
         "export-timeout-seconds-zero", {"export_timeout_seconds": 0}, "export_timeout_seconds"
     ),
     BadSetting(
@@ -307,6 +312,7 @@ def test_given_numeric_strings_for_number_settings_when_synced_then_accepted(
             "lookback_days": "2",
             "participants_per_export": "50",
             "max_uncompressed_file_mb": "100",
+            "max_waiting_files_mb": "100",
         },
     )
     before = len(sensor_exports(sim))
