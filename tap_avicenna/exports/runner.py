@@ -196,6 +196,7 @@ class ExportRunner:
         self._known: set[int] = set()  # every export id listed so far
         self._rejected: set[int] = set()  # exports whose file was not their request's
         self._lost_creates = 0  # creates without id given up before their export was found
+        self._anonymous = False  # a create answered without an id: only the turn's lane creates
         self._warned: set[str] = set()
         self._busy_until = 0.0
         self._busy_since: float | None = None
@@ -269,10 +270,13 @@ class ExportRunner:
 
     def _next_lane(self) -> _LaneWork | None:
         """The lane to create an export for: the turn's, else by priority; a lane whose
-        turn has not come only while the files waiting are under the budget."""
+        turn has not come only while the files waiting are under the budget, and only
+        while creates answer with an id. (A create without one is found in the list
+        by a guess at worst, and a guess stops every create until its file is read:
+        for a later lane's file, that would be never.)"""
         for key in sorted(self._lanes, key=self._order):
             work = self._lanes[key]
-            if work.queue and (key == self._turn or self._under_budget()):
+            if work.queue and (key == self._turn or (self._under_budget() and not self._anonymous)):
                 return work
         return None
 
@@ -528,6 +532,7 @@ class ExportRunner:
         )
         created = self.repo.create(request)
         self.stats.created += 1
+        self._anonymous = self._anonymous or created.export_id is None
         self._busy_since, self._busy_count = None, 0
         job = ExportJob(
             request,

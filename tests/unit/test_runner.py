@@ -617,3 +617,36 @@ def test_given_a_dropped_lane_when_run_on_then_its_work_is_forgotten() -> None:
         events = advance(runner)
     assert created_keys(repo) == ["1-0", "1-1", "2-0"]
     assert all(job.lane == 2 for job in runner._pending)
+
+
+def next_files(runner: DrivenRunner, steps: int = 20) -> list[ReadyExport]:
+    """The files handed over by the first step that hands any (at most `steps` steps)."""
+    for _ in range(steps):
+        files = handed(advance(runner))
+        if files:
+            return files
+    raise AssertionError(f"no file handed over in {steps} steps")
+
+
+def test_given_creates_without_id_when_later_lanes_wait_then_only_the_turns_lane_creates() -> None:
+    """Such a create is found by a guess at worst, and a guess holds every create until
+    its file is read: a later lane's guessed file (a survey's, waiting for its turn) would
+    hold the lane whose turn comes before it (a sensor lane planned once the participant
+    list is read) for ever."""
+    repo = FakeRepository(omit_ids=99, metadata=False)
+    runner = make_runner(repo, [])
+    runner.add_lane(lane(1, 1))
+    runner.add_lane(lane(3, 1))
+    runner.turn(1)
+    first = next_files(runner)
+    runner.consumed(first[0])
+    for _ in range(5):
+        assert not handed(advance(runner))
+    assert created_keys(repo) == ["1-0"]  # the later lane waits for its turn
+    runner.add_lane(lane(2, 1))
+    runner.turn(2)
+    files = next_files(runner)
+    assert [f.job.request.key for f in files] == ["2-0"] and files[0].job.guessed
+    runner.consumed(files[0])
+    runner.turn(3)
+    assert [f.job.request.key for f in next_files(runner)] == ["3-0"]
