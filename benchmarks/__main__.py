@@ -138,8 +138,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     sensor_results = sensor.SensorResults()
     survey_results = survey.SurveyResults()
     conc_results = concurrency.ConcurrencyResults(conc_sizes)
-    multi_sizes = multistream.QUICK_SIZES if quick else multistream.FULL_SIZES
-    multi_results = multistream.MultiStreamResults(multi_sizes)
+    multi_results = multistream.MultiStreamResults(
+        multistream.QUICK_DELAY if quick else multistream.FULL_DELAY
+    )
     dbt_sizes = dbt_build.QUICK_SIZES if quick else dbt_build.FULL_SIZES
     dbt_results = dbt_build.DbtResults()
     pipeline_results = pipeline.PipelineResults()
@@ -179,7 +180,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 "multistream",
                 f"multi-stream: {multi_results.exports} exports of 6 streams, one runner then "
                 "per stream",
-                lambda: multistream.run_multistream(workdir, multi_sizes, multi_results),
+                lambda: multistream.run_multistream(workdir, multi_results),
             )
         if "pipeline" in parts:
             rows = sensor.SensorSizes.rows(sensor_sizes.main_interval)

@@ -38,19 +38,14 @@ SPEEDUP_GOAL = 2.0
 _FIGURES = re.compile(r"at most (\d+) file\(s\) waiting on disk \(([\d.,]+) MB\)")
 
 
-@dataclass(frozen=True)
-class MultiStreamSizes:
-    participants: int
-    processing_delay: float
-
-
-FULL_SIZES = MultiStreamSizes(participants=5, processing_delay=3.0)
-QUICK_SIZES = MultiStreamSizes(participants=5, processing_delay=1.0)
+PARTICIPANTS = 5
+FULL_DELAY = 3.0  # seconds each export takes at Avicenna (`processing_delay`)
+QUICK_DELAY = 1.0
 
 
 @dataclass
 class MultiStreamResults:
-    sizes: MultiStreamSizes
+    delay: float
     runs: dict[str, TapRun] = field(default_factory=dict)  # "one runner", "per stream"
     created: dict[str, int] = field(default_factory=dict)
 
@@ -64,26 +59,26 @@ class MultiStreamResults:
         the rest (the sensor exports need the participant list) in full rounds."""
         beside = min(MAX_CONCURRENT - 1, WINDOWS * len(SURVEYS))
         rounds = 1 + math.ceil((self.exports - 1 - beside) / MAX_CONCURRENT)
-        return rounds * self.sizes.processing_delay
+        return rounds * self.delay
 
     @property
     def per_stream_ideal_seconds(self) -> float:
         """One round per stream (each has at most MAX_CONCURRENT exports)."""
-        return (1 + len(SOURCES) + len(SURVEYS)) * self.sizes.processing_delay
+        return (1 + len(SOURCES) + len(SURVEYS)) * self.delay
 
 
-def run_multistream(workdir: Path, sizes: MultiStreamSizes, results: MultiStreamResults) -> None:
+def run_multistream(workdir: Path, results: MultiStreamResults) -> None:
     config = default_config()
     config.port = 0
     config.pending_seconds = PENDING_SECONDS
-    config.processing_delay = sizes.processing_delay
-    config.studies[STUDY].participants = participants(sizes.participants)
+    config.processing_delay = results.delay
+    config.studies[STUDY].participants = participants(PARTICIPANTS)
     end = JAN1.replace(day=1 + WINDOWS * WINDOW_DAYS)
     tap_config = base_tap_config(
         "",
         end_date=end.isoformat().replace("+00:00", "Z"),
         export_window_days=WINDOW_DAYS,
-        participants_per_export=sizes.participants,
+        participants_per_export=PARTICIPANTS,
         data_sources=[{"id": i, "name": name} for i, name in SOURCES.items()],
         surveys=[{"activity_id": i, "name": name} for i, name in SURVEYS.items()],
         max_concurrent_exports=MAX_CONCURRENT,
@@ -91,7 +86,7 @@ def run_multistream(workdir: Path, sizes: MultiStreamSizes, results: MultiStream
     )
     with Simulator(config) as sim:
         tap_config["api_url"] = sim.url
-        ids = [p.id for p in participants(sizes.participants)]
+        ids = [p.id for p in participants(PARTICIPANTS)]
         expected = {
             f"sensor_{name}": expected_sensor_rows(sim, source, ids, JAN1, end)
             for source, name in SOURCES.items()
@@ -106,7 +101,7 @@ def run_multistream(workdir: Path, sizes: MultiStreamSizes, results: MultiStream
             require_success(run, f"multi-stream sync ({name})")
             rows = run.rows_by_stream()
             wrong = {s: (rows.get(s), n) for s, n in expected.items() if rows.get(s) != n}
-            if wrong or rows.get("participants") != sizes.participants:
+            if wrong or rows.get("participants") != PARTICIPANTS:
                 raise RunFailed(f"multi-stream sync ({name}): rows (tap, simulator) {wrong}")
         first, second = (results.runs[n].rows_by_stream() for n in ("one runner", "per stream"))
         if first != second:
@@ -114,11 +109,10 @@ def run_multistream(workdir: Path, sizes: MultiStreamSizes, results: MultiStream
 
 
 def multistream_section(results: MultiStreamResults) -> Section:
-    sizes = results.sizes
     section = Section(
         "multistream",
         f"9. Multi-stream: participants, {len(SOURCES)} sensor streams and {len(SURVEYS)} "
-        f"surveys, {results.exports} exports x {sizes.processing_delay:g}s processing, "
+        f"surveys, {results.exports} exports x {results.delay:g}s processing, "
         f"max_concurrent_exports {MAX_CONCURRENT}, poll every {POLL_INTERVAL}s",
     )
     ideal = results.ideal_seconds
@@ -131,17 +125,7 @@ def multistream_section(results: MultiStreamResults) -> Section:
     )
     run, old = results.runs.get("one runner"), results.runs.get("per stream")
     if run is not None:
-        ratio = run.wall_seconds / ideal
-        section.add("tap wall time", run.wall_seconds, "s", digits=2, key="tap_wall_seconds")
-        section.add(
-            "tap / ideal",
-            ratio,
-            "x",
-            goal=f"<= {IDEAL_RATIO_GOAL} x ideal",
-            met=ratio <= IDEAL_RATIO_GOAL,
-            key="tap_ideal_ratio",
-            digits=2,
-        )
+        section.add_wall_and_ideal(run.wall_seconds, ideal, IDEAL_RATIO_GOAL)
         section.add("tap exports created", results.created["one runner"], key="tap_created")
         figures = _FIGURES.findall(run.stderr)
         if figures:

@@ -27,7 +27,6 @@ from tests.conftest import (
     _OUTPUTS,
     TapRun,
     cli_in_process,
-    make_simulator,
     run_tap,
     sensor_exports,
     tap_config,
@@ -178,12 +177,8 @@ MODES = {"sync": (), "discover": ("--discover",)}
 
 
 @pytest.fixture(scope="module")
-def sim() -> t.Iterator[Simulator]:
-    simulator = make_simulator()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
+def sim(simulator_module: Simulator) -> Simulator:
+    return simulator_module
 
 
 def requests_served(sim: Simulator) -> int:

@@ -43,7 +43,11 @@ def many_streams(sim: Simulator, **overrides: t.Any) -> dict[str, t.Any]:
         "participant_ids": None,
         "data_sources": [{"id": i, "name": n.removeprefix("sensor_")} for n, i in SENSORS.items()],
         "surveys": [
-            {"activity_id": i, "name": n.removeprefix("survey_"), "columns": ["participant_id", "Q3"]}
+            {
+                "activity_id": i,
+                "name": n.removeprefix("survey_"),
+                "columns": ["participant_id", "Q3"],
+            }
             for n, i in SURVEYS.items()
         ],
         "end_date": END,
@@ -77,12 +81,8 @@ def assert_every_stream_exact(sim: Simulator, config: dict[str, t.Any], run: Tap
 
 
 @pytest.fixture(scope="module")
-def sim() -> t.Iterator[Simulator]:
-    simulator = make_simulator()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
+def sim(simulator_module: Simulator) -> Simulator:
+    return simulator_module
 
 
 @pytest.fixture(scope="module")
