@@ -74,7 +74,7 @@ def test_given_a_lane_when_run_in_the_thread_then_events_come_and_all_http_is_it
                 worker.send(partial(ExportRunner.consumed, ready=event.ready))
         assert sorted(files) == ["1-0", "1-1", "1-2"]
     finally:
-        assert worker.stop()
+        assert worker.stop(timeout=WAIT)
     assert repo.threads == {"tap-avicenna-exports"}  # the Session is used by one thread
 
 
@@ -88,7 +88,7 @@ def test_given_a_list_poll_that_fails_when_running_then_the_error_comes_as_runne
         assert isinstance(event, RunnerStopped) and isinstance(event.error, ApiError)
         assert "failed 8 times" in str(event.error)
     finally:
-        assert worker.stop()
+        assert worker.stop(timeout=WAIT)
 
 
 def test_given_a_request_in_flight_when_stopped_then_the_thread_says_nothing_more(
