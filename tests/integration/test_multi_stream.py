@@ -18,6 +18,7 @@ from tap_avicenna.simulator import Simulator
 from tests.conftest import (
     STUDY_ID,
     TapRun,
+    catalog_file,
     expected_sensor_rows,
     make_simulator,
     multiset,
@@ -192,5 +193,25 @@ def test_given_kill_while_three_streams_have_exports_pending_when_resumed_then_r
         rows = expected_by_uuid(simulator, 5678, COLUMNS, "2025-01-03")
         both = killed.records("survey_daily") + resumed.records("survey_daily")
         assert rows and {r["uuid"] for r in both} == set(rows)
+    finally:
+        simulator.stop()
+
+
+def test_given_a_catalog_selecting_one_sensor_stream_then_only_it_and_the_participant_list_export(
+    tmp_path: Path,
+) -> None:
+    """Nothing is planned for the streams left out; the participation export still runs
+    (the sensor stream needs the participant list) but emits nothing."""
+    simulator = make_simulator()
+    try:
+        config = many_streams(simulator)
+        catalog = catalog_file(tmp_path, config, "sensor_battery")
+        run = run_tap(tmp_path, config, None, "--catalog", str(catalog))
+        assert run.returncode == 0, run.stderr[-3000:]
+        kinds = [e["export_type"] for e in reversed(simulator.exports(STUDY_ID))]
+        assert kinds == ["PARTICIPATION", "data_source", "data_source"]
+        assert {m["stream"] for m in run.messages if m["type"] == "RECORD"} == {"sensor_battery"}
+        expected = expected_sensor_rows(simulator, {**config, "participant_ids": None}, 30)
+        assert multiset(run.records("sensor_battery")) == multiset(expected)
     finally:
         simulator.stop()
