@@ -191,6 +191,7 @@ class TapAvicenna(Tap):
             super().sync_all()
         finally:
             self.schedule.close()
+            del self.schedule  # its thread is gone: another sync of this tap makes its own
 
     def _exporting_streams(self) -> list[ExportStream]:
         """The selected streams, in sync order, and the participants stream first when
