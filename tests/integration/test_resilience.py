@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
 import re
 import signal
 import subprocess
@@ -246,8 +247,9 @@ class LiveTap:
         if state is not None:
             (tmp_path / "state.json").write_text(json.dumps(state))
             command += ["--state", str(tmp_path / "state.json")]
+        env = {**os.environ, "TMPDIR": str(tmp_path)}  # what a killed run leaves is pytest's
         self.proc = subprocess.Popen(
-            [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
         self.out: list[str] = []
         self.err: list[str] = []
