@@ -17,12 +17,12 @@ import typing as t
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import concurrency, dbt_build, pipeline, sensor, survey
+from benchmarks import concurrency, dbt_build, multistream, pipeline, sensor, survey
 from benchmarks.common import RunFailed, set_workdir
 from benchmarks.report import Section, render_text
 from benchmarks.startup import startup_section
 
-PARTS = ("sensor", "survey", "memory", "concurrency", "startup", "pipeline", "dbt")
+PARTS = ("sensor", "survey", "memory", "concurrency", "multistream", "startup", "pipeline", "dbt")
 # Only when asked for (`--only dbt`): it needs a PostgreSQL (PGTEST_PORT).
 OPTIONAL_PARTS = ("dbt",)
 
@@ -138,6 +138,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     sensor_results = sensor.SensorResults()
     survey_results = survey.SurveyResults()
     conc_results = concurrency.ConcurrencyResults(conc_sizes)
+    multi_results = multistream.MultiStreamResults(
+        multistream.QUICK_DELAY if quick else multistream.FULL_DELAY
+    )
     dbt_sizes = dbt_build.QUICK_SIZES if quick else dbt_build.FULL_SIZES
     dbt_results = dbt_build.DbtResults()
     pipeline_results = pipeline.PipelineResults()
@@ -172,6 +175,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 f"concurrency: {conc_sizes.exports} exports, tap then sequential client",
                 lambda: concurrency.run_concurrency(workdir, conc_sizes, conc_results),
             )
+        if "multistream" in parts:
+            runner.step(
+                "multistream",
+                f"multi-stream: {multi_results.exports} exports of 6 streams, one runner then "
+                "per stream",
+                lambda: multistream.run_multistream(workdir, multi_results),
+            )
         if "pipeline" in parts:
             rows = sensor.SensorSizes.rows(sensor_sizes.main_interval)
             runner.step(
@@ -203,6 +213,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             sections.append(sensor.memory_section(sensor_results))
         if "concurrency" in parts:
             sections.append(concurrency.concurrency_section(conc_results))
+        if "multistream" in parts:
+            sections.append(multistream.multistream_section(multi_results))
         if "pipeline" in parts:
             sections.append(pipeline.pipeline_section(pipeline_results))
         if "startup" in parts:

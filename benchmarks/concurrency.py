@@ -129,17 +129,7 @@ def concurrency_section(results: ConcurrencyResults) -> Section:
     section.add("ideal: ceil(n / 4) x delay", results.ideal_seconds, "s", digits=2, key="ideal")
     if run is None:
         return section
-    ratio = run.wall_seconds / results.ideal_seconds
-    section.add("tap wall time", run.wall_seconds, "s", digits=2, key="tap_wall_seconds")
-    section.add(
-        "tap / ideal",
-        ratio,
-        "x",
-        goal=f"<= {IDEAL_RATIO_GOAL} x ideal",
-        met=ratio <= IDEAL_RATIO_GOAL,
-        key="tap_ideal_ratio",
-        digits=2,
-    )
+    section.add_wall_and_ideal(run.wall_seconds, results.ideal_seconds, IDEAL_RATIO_GOAL)
     begun = run.log_time(f"Beginning sync of 'sensor_{SOURCE_NAME}'")
     done = run.log_time(f"sensor_{SOURCE_NAME}: sync complete")
     if begun is not None and done is not None:

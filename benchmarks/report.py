@@ -79,6 +79,20 @@ class Section:
             digits=2,
         )
 
+    def add_wall_and_ideal(self, wall: float, ideal: float, goal: float) -> None:
+        """The tap's wall time, and its ratio to the ideal (at most `goal`)."""
+        self.add("tap wall time", wall, "s", digits=2, key="tap_wall_seconds")
+        ratio = wall / ideal
+        self.add(
+            "tap / ideal",
+            ratio,
+            "x",
+            goal=f"<= {goal} x ideal",
+            met=ratio <= goal,
+            key="tap_ideal_ratio",
+            digits=2,
+        )
+
     def to_json(self) -> dict[str, t.Any]:
         return {
             "title": self.title,

@@ -162,6 +162,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         "expands beyond it fails the sync (protection against compression bombs).",
     ),
     th.Property(
+        "max_waiting_files_mb",
+        th.NumberType,
+        default=2048,
+        description="Disk space for finished export files that wait for their stream's "
+        "turn (streams are synced one after another, their exports run at once); when the "
+        "waiting files reach it, the tap creates and downloads nothing more for later "
+        "streams until a file is read (the stream being synced always gets its next file).",
+    ),
+    th.Property(
         "request_timeout_seconds",
         th.NumberType,
         default=300,
@@ -278,6 +287,7 @@ class Settings:
     request_timeout_seconds: float
     retry_backoff_seconds: float
     max_uncompressed_file_bytes: int
+    max_waiting_files_bytes: int
     shard_index: int = 0
     shard_count: int = 1
     strict_types: bool = False
@@ -503,6 +513,7 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         max_uncompressed_file_bytes=int(
             _positive(config, "max_uncompressed_file_mb", 20480) * 1024 * 1024
         ),
+        max_waiting_files_bytes=int(_positive(config, "max_waiting_files_mb", 2048) * 1024 * 1024),
         shard_index=shard_index,
         shard_count=shard_count,
         strict_types=config.get("strict_types") is True,

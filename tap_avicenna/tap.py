@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sys
 import typing as t
 from pathlib import Path
@@ -31,7 +32,8 @@ from tap_avicenna.client import AvicennaClient
 from tap_avicenna.errors import AvicennaError, ConfigError
 from tap_avicenna.exports.planner import Period
 from tap_avicenna.exports.repository import AvicennaExportRepository
-from tap_avicenna.exports.runner import ExportRunner
+from tap_avicenna.exports.runner import Event, ExportRunner
+from tap_avicenna.exports.schedule import PER_STREAM_ENV, ExportSchedule
 from tap_avicenna.interrupts import Interrupted, InterruptGate
 from tap_avicenna.parsing import Limits
 from tap_avicenna.settings import (
@@ -42,6 +44,7 @@ from tap_avicenna.settings import (
     unknown_settings,
 )
 from tap_avicenna.startup import check_batch_storage, check_writable_folder, read_state_file
+from tap_avicenna.streams.base import ExportStream
 from tap_avicenna.streams.participants import ParticipantsStream
 from tap_avicenna.streams.sensor import SensorStream
 from tap_avicenna.streams.survey import SurveyStream
@@ -177,20 +180,58 @@ class TapAvicenna(Tap):
             self._state_writer.write_state(self.state)
             raise Interrupted(exc.signum, "sync incomplete; the last STATE resumes it") from None
 
-    def export_runner(self) -> ExportRunner:
-        """The run's one export runner, shared by every stream."""
-        return self._export_runner
+    def sync_all(self) -> None:  # type: ignore[misc]  # final in singer-sdk: see below
+        """singer-sdk's sync, stream after stream, with the exports of every selected
+        stream planned at the start and run by one runner in the background (see
+        ExportSchedule); its files and thread are gone when this returns. Wrapping
+        `sync_all` itself (singer-sdk marks it final for typing only) covers every
+        sync, also those started by singer-sdk's test helpers."""
+        try:
+            self.schedule.start(self._exporting_streams())
+            super().sync_all()
+        finally:
+            self.schedule.close()
+            del self.schedule  # its thread is gone: another sync of this tap makes its own
+
+    def _exporting_streams(self) -> list[ExportStream]:
+        """The selected streams, in sync order, and the participants stream first when
+        a selected sensor stream needs the participant list."""
+        streams = t.cast(dict[str, ExportStream], self.streams)
+        selected = [s for s in streams.values() if s.selected]
+        participants = streams["participants"]
+        needed = self.settings.participant_ids is None and any(
+            isinstance(s, SensorStream) for s in selected
+        )
+        if needed and participants not in selected:
+            selected.insert(0, participants)
+        return selected
 
     @functools.cached_property
-    def _export_runner(self) -> ExportRunner:
+    def schedule(self) -> ExportSchedule:
+        """The run's exports: one runner thread serves every stream."""
+        return ExportSchedule(
+            self._make_runner,
+            priorities={name: number for number, name in enumerate(self.streams)},
+            per_stream=bool(os.environ.get(PER_STREAM_ENV)),
+            logger=self.logger,
+        )
+
+    def _make_runner(self, emit: t.Callable[[Event], None], directory: str) -> ExportRunner:
         s = self.settings
         return ExportRunner(
             AvicennaExportRepository(self.client, s.study_id),
+            emit=emit,
             max_concurrent=s.max_concurrent_exports,
             poll_interval=s.poll_interval_seconds,
             timeout=s.export_timeout_seconds,
             limits=self.limits,
+            max_waiting_bytes=s.max_waiting_files_bytes,
+            directory=directory,
         )
+
+    def participants_known(self) -> bool:
+        """Whether the participation export was read (sensor streams can be planned)."""
+        return t.cast(ParticipantsStream, self.streams["participants"]).known
 
     def participants_for(self, stream: Stream) -> dict[int, Period | None]:
         """Participants whose sensor data a stream exports, with their participation

@@ -83,6 +83,16 @@ def simulator() -> t.Iterator[Simulator]:
         sim.stop()
 
 
+@pytest.fixture(scope="module")
+def simulator_module() -> t.Iterator[Simulator]:
+    """One simulator for the tests of a module."""
+    sim = make_simulator()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
 def tap_config(sim: Simulator, **overrides: t.Any) -> dict[str, t.Any]:
     config: dict[str, t.Any] = {
         "api_url": sim.url,

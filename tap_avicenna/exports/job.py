@@ -160,6 +160,7 @@ class ExportJob:
     request: ExportRequest
     attempt: int = 1
     export_id: int | None = None
+    lane: int = 0  # the key of the lane (stream) it belongs to
     created_at: float = field(default_factory=time.monotonic)  # on the runner's clock
     known_before: frozenset[int] = frozenset()  # ids listed before a create without id
     ref: int | None = None  # a create answer's `id`, matched on either list field

@@ -1,26 +1,32 @@
-"""ExportRunner: keeps up to N exports pending at Avicenna, polls them all with one
-list poll per tick (one or more page requests), re-creates failed ones, and hands
-each finished file over.
+"""ExportRunner: the export engine of a tap run.
 
-The runner is a generator driven by the stream: while the stream parses and emits
-one file, the other exports keep processing at Avicenna (their slots were refilled
-before the file was handed over), so no thread is needed and every Singer message
-is written from the main thread.
+The exports of each stream form a *lane*. The runner keeps up to N exports pending at
+Avicenna across all lanes, polls them all with one list poll per tick (one or more page
+requests), re-creates failed ones, downloads each finished file to disk and hands it
+over as an event. Lanes are served in the order the streams consume them: the lane
+whose turn it is first, then the others by priority. Files of lanes whose turn has not
+come wait on disk under a budget: once the files handed over and not yet consumed reach
+it, nothing more is created or downloaded for those lanes until a file is consumed
+(the lane whose turn it is may always have its next file, so the run never deadlocks).
+
+The runner neither sleeps nor starts threads: `step()` does what is due and says how
+long until something else is due; `RunnerThread` (worker.py) drives it in the
+background while the main thread emits records.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import itertools
 import logging
+import math
 import time
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tap_avicenna.client import DownloadGone, DownloadRefused, ServerBusy
-from tap_avicenna.errors import ExportFailed
+from tap_avicenna.errors import AvicennaError, ExportFailed
 from tap_avicenna.exports.download import download_export, empty_export
 from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport, Match
 from tap_avicenna.exports.repository import Enough, ExportRepository
@@ -40,6 +46,10 @@ MAX_REFUSALS = 2
 """Downloads refused by a download host (an expired link) retried with a fresh link
 from the list before the export is created again."""
 BUSY_BACKOFF_MAX = 300.0
+TURN_FILES_OVER_BUDGET = 2
+"""Files the lane whose turn it is may have handed over and not consumed when the
+budget is reached: the one being read and the next."""
+MB = 1024 * 1024
 
 _ADVICE = "try a smaller export_window_days or participants_per_export"
 
@@ -51,15 +61,55 @@ class NotOurExport(Exception):
 
 @dataclass
 class ReadyExport:
-    """A finished export whose file is on disk until the stream asks for the next one."""
+    """A finished export whose file is on disk until its stream has read it."""
 
     job: ExportJob
     path: Path
+    size: int = 0
     rejected: str | None = None
 
     def reject(self, reason: str) -> None:
         """The file is not the request's: nothing of it was emitted, no window closes."""
         self.rejected = reason
+
+
+@dataclass(frozen=True)
+class Lane:
+    """The exports one stream takes this run, in the order it asks for them."""
+
+    key: int  # unique in the run
+    name: str  # the stream's, for messages
+    priority: int  # streams synced earlier come first
+    requests: tuple[ExportRequest, ...]
+    resume: t.Mapping[str, int] = field(default_factory=dict)  # request key -> id (state)
+
+
+@dataclass(frozen=True)
+class ExportCreated:
+    """An export's id is known (created, found in the list, or resumed from state)."""
+
+    lane: int
+    key: str
+    export_id: int
+
+
+@dataclass(frozen=True)
+class ExportReady:
+    """An export's file is on disk, handed over until `ExportRunner.consumed`."""
+
+    lane: int
+    ready: ReadyExport
+
+
+@dataclass(frozen=True)
+class LaneFailed:
+    """One of the lane's exports cannot be obtained: the lane gets nothing more."""
+
+    lane: int
+    error: AvicennaError
+
+
+Event = ExportCreated | ExportReady | LaneFailed
 
 
 @dataclass
@@ -72,10 +122,23 @@ class RunnerStats:
     retried: int = 0
     rejected: int = 0
     busy: int = 0
+    handed: int = 0  # files handed over
+    held: int = 0  # downloads that waited for the disk budget
+    peak_waiting_files: int = 0  # handed over and not consumed, at once
+    peak_waiting_bytes: int = 0
 
 
-def _noop(job: ExportJob) -> None:
-    del job
+@dataclass
+class _LaneWork:
+    lane: Lane
+    queue: collections.deque[tuple[ExportRequest, int]]  # (request, attempt) to create
+    resume: dict[str, int]  # ids from state not adopted or dismissed yet
+
+
+def mb(size: float) -> str:
+    """A size in MB (2^20 bytes, as the settings' `_mb`), small ones to 3 digits."""
+    value = size / MB
+    return f"{value:,.0f} MB" if value >= 100 else f"{value:.3g} MB"
 
 
 def _newest_first(ids: list[int]) -> bool:
@@ -83,22 +146,26 @@ def _newest_first(ids: list[int]) -> bool:
 
 
 class ExportRunner:
-    """Runs export requests to completion with bounded concurrency.
+    """Runs the lanes' export requests to completion with bounded concurrency.
 
     One runner serves a whole tap run: what it learns holds for every stream (the
-    exports already listed, a lower concurrency a busy server asked for).
+    exports already listed, a lower concurrency a busy server asked for). `emit`
+    receives the events (`ExportCreated`, `ExportReady`, `LaneFailed`); an exception
+    out of `step()` ends the run (a failed list poll, a server busy for too long).
     """
 
     def __init__(
         self,
         repo: ExportRepository,
         *,
+        emit: t.Callable[[Event], None],
         max_concurrent: int,
         poll_interval: float,
         timeout: float,
         limits: Limits,
+        max_waiting_bytes: float = math.inf,
+        directory: str | None = None,
         max_attempts: int = MAX_ATTEMPTS,
-        sleep: t.Callable[[float], None] = time.sleep,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
         self.repo = repo
@@ -106,156 +173,314 @@ class ExportRunner:
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.limits = limits
+        self.max_waiting_bytes = max_waiting_bytes
+        self.directory = directory
         self.max_attempts = max_attempts
-        self._sleep = sleep
+        self._emit = emit
         self._clock = clock
+        self._lanes: dict[int, _LaneWork] = {}
+        self._turn: int | None = None
+        self._pending: list[ExportJob] = []  # created, not downloaded
+        self._held: list[tuple[ExportJob, ListedExport]] = []  # ready, waiting for the budget
+        self._unverified: set[int] = set()  # id() of guessed jobs handed over, not consumed
+        self._unconsumed: collections.Counter[int] = collections.Counter()  # lane -> files
+        self._waiting_files = 0
+        self._waiting_bytes = 0
+        self._listing: list[ListedExport] | None = None
+        self._relist = False  # a poll is due now (the first one, or ids from state to check)
+        self._next_poll = 0.0
+        self._tick = poll_interval
+        self._started = False  # exports started since the last poll
+        self._stopped = False
         self._durations: list[float] = []  # age last seen pending, of this run's ready exports
         self._known: set[int] = set()  # every export id listed so far
         self._rejected: set[int] = set()  # exports whose file was not their request's
         self._lost_creates = 0  # creates without id given up before their export was found
+        self._anonymous = False  # a create answered without an id: only the turn's lane creates
         self._warned: set[str] = set()
         self._busy_until = 0.0
         self._busy_since: float | None = None
         self._busy_count = 0
         self.stats = RunnerStats()
 
-    def run(
-        self,
-        requests: t.Iterable[ExportRequest],
-        *,
-        resume: t.Mapping[str, int] | None = None,
-        on_created: t.Callable[[ExportJob], None] = _noop,
-    ) -> t.Iterator[ReadyExport]:
-        """Yield each request's finished export (in completion order).
+    # --- commands (from the thread that drives the runner) --------------------------
 
-        `resume` maps request keys to export ids created by an earlier run: those are
-        adopted while the list still shows them, they have not failed and what the list
-        shows of them fits the request. `on_created` is called once a job's export id is
-        known (for state). A consumer that rejects a file (`ReadyExport.reject`) gets
-        the request's export again later.
-        """
-        queue: collections.deque[tuple[ExportRequest, int]] = collections.deque(
-            (request, 1) for request in requests
+    def add_lane(self, lane: Lane) -> None:
+        """Run the lane's requests; ids from state are adopted while the list still
+        shows them, they have not failed and nothing the list shows disagrees."""
+        self._lanes[lane.key] = _LaneWork(
+            lane, collections.deque((request, 1) for request in lane.requests), dict(lane.resume)
         )
-        if not queue:
+        if self._listing is None or lane.resume:
+            self._relist = True
+
+    def turn(self, lane: int) -> None:
+        """The consumer now takes this lane's files: it comes first, budget or not."""
+        self._turn = lane
+
+    def consumed(self, ready: ReadyExport) -> None:
+        """The consumer is done with a file handed over (and has deleted it). A rejected
+        file's export is looked for again (when it was a guess) or created again."""
+        job = ready.job
+        self._waiting_files -= 1
+        self._waiting_bytes -= ready.size
+        self._unconsumed[job.lane] -= 1
+        self._unverified.discard(id(job))
+        if ready.rejected is not None and job.lane in self._lanes:
+            self._guard(job, self._reject, job, ready.rejected)
+
+    def drop(self, lane: int) -> None:
+        """Forget the lane's work (its consumer stopped taking files); its exports are
+        left at Avicenna as they are."""
+        self._lanes.pop(lane, None)
+        self._lost_creates += sum(
+            1 for job in self._pending if job.lane == lane and job.export_id is None
+        )
+        self._pending = [job for job in self._pending if job.lane != lane]
+        self._held = [(job, listed) for job, listed in self._held if job.lane != lane]
+
+    def stop(self) -> None:
+        """Do nothing more: the run is over (may be called from another thread)."""
+        self._stopped = True
+
+    def step(self) -> float | None:
+        """Poll when due, download what is ready (by priority, under the budget), create
+        into free slots; seconds until something is due, None when only a command
+        (a new lane, a file consumed) can make work."""
+        if self._relist or (self._pending and self._clock() >= self._next_poll):
+            self._poll_tick()
+        self._release_held()
+        self._fill()
+        return self._wait()
+
+    # --- scheduling --------------------------------------------------------------------
+
+    def _order(self, lane: int) -> tuple[bool, int, int]:
+        work = self._lanes.get(lane)
+        priority = work.lane.priority if work is not None else 0
+        return (lane != self._turn, priority, lane)
+
+    def _under_budget(self) -> bool:
+        return self._waiting_bytes < self.max_waiting_bytes
+
+    def _may_download(self, job: ExportJob) -> bool:
+        if self._under_budget():
+            return True
+        return job.lane == self._turn and self._unconsumed[job.lane] < TURN_FILES_OVER_BUDGET
+
+    def _next_lane(self) -> _LaneWork | None:
+        """The lane to create an export for: the turn's, else by priority; a lane whose
+        turn has not come only while the files waiting are under the budget, and only
+        while creates answer with an id. (A create without one is found in the list
+        by a guess at worst, and a guess stops every create until its file is read:
+        for a later lane's file, that would be never.)"""
+        for key in sorted(self._lanes, key=self._order):
+            work = self._lanes[key]
+            if work.queue and (key == self._turn or (self._under_budget() and not self._anonymous)):
+                return work
+        return None
+
+    def _wait(self) -> float | None:
+        if self._stopped:
+            return None
+        if self._relist:
+            return 0.0
+        now = self._clock()
+        waits = []
+        if self._pending:
+            waits.append(self._next_poll - now)
+        if self._busy_until > now and any(work.queue for work in self._lanes.values()):
+            waits.append(self._busy_until - now)
+        return max(0.0, min(waits)) if waits else None
+
+    def _fill(self) -> None:
+        """Create exports into the free slots, in priority order."""
+        while len(self._pending) < self.max_concurrent and not self._stopped:
+            if self._listing is None or self._relist:
+                return  # ids from state, and exports listed before a create, come first
+            if self._unverified or any(
+                job.export_id is None or job.guessed for job in self._pending
+            ):
+                return  # never two unidentified exports at once; a guess is checked first
+            if self._clock() < self._busy_until:
+                return
+            work = self._next_lane()
+            if work is None:
+                return
+            request, attempt = work.queue.popleft()
+            try:
+                job = self._start(request, attempt, work)
+            except ServerBusy as exc:
+                work.queue.appendleft((request, attempt))
+                self._busy(exc, len(self._pending))
+                return
+            except AvicennaError as exc:
+                self._fail(work.lane.key, exc)
+                continue
+            self._pending.append(job)
+            self._started = True
+            if len(self._pending) == 1:
+                self._next_poll = self._clock() + self._next_sleep(self._tick)
+            if job.export_id is not None:
+                self._emit(ExportCreated(job.lane, request.key, job.export_id))
+            self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
+
+    def _poll_tick(self) -> None:
+        """One status poll for every pending export, then the ready ones downloaded."""
+        polled_for = len(self._pending)
+        listing, pages = self._poll()
+        self._relist = False
+        ready, changed = self._update(listing)
+        changed = changed or self._started or not polled_for  # a poll for nothing: no backoff
+        self._started = False
+        ready_jobs = {id(job) for job, _ in ready}
+        for job in list(self._pending):
+            if id(job) in ready_jobs or job not in self._pending:
+                continue  # ready wins over a timeout in the same tick; a lane failed
+            if job.failed or self._age(job) > self.timeout:
+                self._pending.remove(job)
+                if job.export_id is None:
+                    self._lost_creates += 1
+                self._guard(job, self._retry, job)
+                changed = True
+        self._log_tick(polled_for, pages, ready_jobs)
+        for job, listed in sorted(ready, key=lambda pair: self._order(pair[0].lane)):
+            if self._stopped:
+                return
+            self._durations.append(job.pending_age)
+            if job not in self._pending:
+                continue  # its lane failed meanwhile
+            self._pending.remove(job)
+            if self._may_download(job):
+                self._deliver(job, listed)
+                self._fill()  # keep Avicenna busy while the consumer reads the file
+            else:
+                self._held.append((job, listed))
+                self.stats.held += 1
+        self._tick = (
+            self.poll_interval
+            if changed
+            else min(self._tick * TICK_BACKOFF, self.poll_interval * TICK_MAX_FACTOR)
+        )
+        self._next_poll = self._clock() + self._next_sleep(self._tick)
+
+    def _release_held(self) -> None:
+        """Download the held files the budget (or a new turn) now allows."""
+        for job, listed in sorted(self._held, key=lambda pair: self._order(pair[0].lane)):
+            if self._stopped:
+                return
+            if self._may_download(job):
+                self._held.remove((job, listed))
+                self._deliver(job, listed)
+
+    def _deliver(self, job: ExportJob, listed: ListedExport) -> None:
+        """Download a ready export's file and hand it over. A link the download host
+        refused puts the job back among the pending ones (the next poll lists a fresh
+        link); a file gone or refused too often creates the export again."""
+        try:
+            path = self._fetch(job, listed)
+        except DownloadGone as exc:
+            LOGGER.warning("%s: %s; creating the export again", job.name, exc)
+            self._guard(job, self._retry, job, "file expired")
             return
-        resume = dict(resume or {})
-        pending: list[ExportJob] = []
-        listing = self._poll(pending, resume.values())
-        fresh = True
-        tick = self.poll_interval
-
-        def fill() -> bool:
-            started = False
-            while queue and len(pending) < self.max_concurrent:
-                if any(job.export_id is None or job.guessed for job in pending):
-                    break  # never two unidentified exports at once; a guess is checked first
-                if self._clock() < self._busy_until:
-                    break
-                request, attempt = queue.popleft()
-                try:
-                    job = self._start(request, attempt, resume, listing, pending)
-                except ServerBusy as exc:
-                    queue.appendleft((request, attempt))
-                    self._busy(exc, len(pending))
-                    break
-                pending.append(job)
-                if job.export_id is not None:
-                    on_created(job)
-                self.stats.max_pending = max(self.stats.max_pending, len(pending))
-                started = True
-            return started
-
-        while queue or pending:
-            started = fill()
-            if not fresh:
-                self._sleep(self._next_sleep(tick, pending))
-                listing = self._poll(pending)
-            fresh = False
-            ready, changed = self._update(pending, listing, on_created)
-            changed = changed or started
-            ready_jobs = {id(job) for job, _ in ready}
-            for job in list(pending):
-                if id(job) in ready_jobs:
-                    continue  # ready wins over a timeout in the same tick
-                if job.failed or self._age(job) > self.timeout:
-                    pending.remove(job)
-                    if job.export_id is None:
-                        self._lost_creates += 1
-                    self._retry(job, queue)
-                    changed = True
-            for job, listed in ready:
-                self._durations.append(job.pending_age)
-                try:
-                    path = self._fetch(job, listed)
-                except DownloadGone as exc:
-                    pending.remove(job)
-                    LOGGER.warning("%s: %s; creating the export again", job.name, exc)
-                    self._retry(job, queue, reason="file expired")
-                    continue
-                except DownloadRefused as exc:
-                    job.refusals += 1
-                    if job.refusals <= MAX_REFUSALS:
-                        LOGGER.warning(
-                            "%s; listing again for a fresh link (%d of %d)",
-                            exc,
-                            job.refusals,
-                            MAX_REFUSALS,
-                        )
-                        continue
-                    pending.remove(job)
-                    self._retry(
-                        job,
-                        queue,
-                        reason=f"could not be downloaded: {exc.detail}",
-                        advice="the download host keeps refusing its links; run again later",
-                    )
-                    continue
-                pending.remove(job)
-                if not job.guessed:
-                    fill()  # keep Avicenna busy while the stream parses this file
-                handed = ReadyExport(job, path)
-                try:
-                    yield handed
-                finally:
-                    with contextlib.suppress(OSError):
-                        path.unlink()
-                if handed.rejected is not None:
-                    self._reject(job, handed.rejected, pending, queue)
-            tick = (
-                self.poll_interval
-                if changed
-                else min(tick * TICK_BACKOFF, self.poll_interval * TICK_MAX_FACTOR)
+        except DownloadRefused as exc:
+            job.refusals += 1
+            if job.refusals <= MAX_REFUSALS:
+                LOGGER.warning(
+                    "%s; listing again for a fresh link (%d of %d)", exc, job.refusals, MAX_REFUSALS
+                )
+                self._pending.append(job)
+                return
+            self._guard(
+                job,
+                self._retry,
+                job,
+                f"could not be downloaded: {exc.detail}",
+                "the download host keeps refusing its links; run again later",
             )
+            return
+        except AvicennaError as exc:
+            self._fail(job.lane, exc)
+            return
+        size = path.stat().st_size
+        self._waiting_files += 1
+        self._waiting_bytes += size
+        self._unconsumed[job.lane] += 1
+        if job.guessed:
+            self._unverified.add(id(job))
+        self.stats.handed += 1
+        self.stats.peak_waiting_files = max(self.stats.peak_waiting_files, self._waiting_files)
+        self.stats.peak_waiting_bytes = max(self.stats.peak_waiting_bytes, self._waiting_bytes)
+        self._emit(ExportReady(job.lane, ReadyExport(job, path, size)))
+
+    def _guard(self, job: ExportJob, action: t.Callable[..., None], *args: t.Any) -> None:
+        """Run `action`; an expected failure of it ends the job's lane, not the run."""
+        try:
+            action(*args)
+        except AvicennaError as exc:
+            self._fail(job.lane, exc)
+
+    def _fail(self, lane: int, error: AvicennaError) -> None:
+        if lane in self._lanes:
+            self.drop(lane)
+            self._emit(LaneFailed(lane, error))
+
+    def _log_tick(self, polled_for: int, pages: int, ready: set[int]) -> None:
+        """One line per poll tick: the exports pending and ready, the oldest pending
+        one's age, and the files waiting on disk (and held back by the budget)."""
+        still = [job for job in self._pending if id(job) not in ready]
+        oldest = max((self._age(job) for job in still), default=0.0)
+        budget = (
+            ""
+            if math.isinf(self.max_waiting_bytes)
+            else f" of the {mb(self.max_waiting_bytes)} budget"
+        )
+        held = f"; {len(self._held)} ready export(s) held back by the budget" if self._held else ""
+        LOGGER.info(
+            "Status poll #%d: %d list request%s for %d pending export(s): %d ready, %d still "
+            "pending (oldest %.0fs, timeout %.0fs); %d file(s) waiting on disk (%s%s)%s",
+            self.stats.polls,
+            pages,
+            "" if pages == 1 else "s",
+            polled_for,
+            len(ready),
+            len(still),
+            oldest,
+            self.timeout,
+            self._waiting_files,
+            mb(self._waiting_bytes),
+            budget,
+            held,
+        )
 
     # --- steps -----------------------------------------------------------------------
 
-    def _next_sleep(self, tick: float, pending: list[ExportJob]) -> float:
+    def _next_sleep(self, tick: float) -> float:
         """How long to wait before the next poll.
 
         The tick backs off while nothing changes, but not once a pending export is as old
         as the quickest export of this run was when it was last seen still pending (a
         lower bound of how long exports take): from then on the tick is the configured
         poll_interval_seconds, and before then the wait ends when one reaches that age.
-        With nothing pending (a busy server asked to wait), the wait is the busy wait.
         """
-        if not pending:
-            return max(self._busy_until - self._clock(), 0.0)
-        if not self._durations:
+        if not self._durations or not self._pending:
             return tick
-        soonest = min(self._durations) - max(self._age(job) for job in pending)
+        soonest = min(self._durations) - max(self._age(job) for job in self._pending)
         if soonest <= 0:
             return self.poll_interval
         return max(self.poll_interval / 4, min(tick, soonest))
 
-    def _enough(self, pending: list[ExportJob], also: t.Iterable[int]) -> Enough | None:
+    def _enough(self) -> Enough | None:
         """When a poll may stop reading pages: on a newest-first list, once every export
-        it looks for is found and an export already listed before is reached (all that
-        follows is older, and was listed before). None (read every page) while an
-        export's id is still to be found, on the first poll, or on any other order."""
-        if not self._known or any(job.export_id is None for job in pending):
+        it looks for (pending, or an id from state still to check) is found and an
+        export already listed before is reached (all that follows is older, and was
+        listed before). None (read every page) while an export's id is still to be
+        found, on the first poll, or on any other order."""
+        if not self._known or any(job.export_id is None for job in self._pending):
             return None
-        wanted = {job.export_id for job in pending} | set(also)
+        wanted = {job.export_id for job in self._pending} | {
+            export_id for work in self._lanes.values() for export_id in work.resume.values()
+        }
         known = frozenset(self._known)
 
         def enough(exports: list[ListedExport]) -> bool:
@@ -264,29 +489,18 @@ class ExportRunner:
 
         return enough
 
-    def _poll(self, pending: list[ExportJob], also: t.Iterable[int] = ()) -> list[ListedExport]:
+    def _poll(self) -> tuple[list[ListedExport], int]:
         self.stats.polls += 1
-        listing = self.repo.list(self._enough(pending, also))
+        listing = self.repo.list(self._enough())
         self.stats.pages += listing.pages
         self._known.update(e.export_id for e in listing.exports)
-        LOGGER.info(
-            "Status poll #%d: %d list request%s for %d pending export(s)",
-            self.stats.polls,
-            listing.pages,
-            "" if listing.pages == 1 else "s",
-            len(pending),
-        )
-        return listing.exports
+        self._listing = listing.exports
+        return listing.exports, listing.pages
 
-    def _start(
-        self,
-        request: ExportRequest,
-        attempt: int,
-        resume: dict[str, int],
-        listing: list[ListedExport],
-        pending: list[ExportJob],
-    ) -> ExportJob:
-        export_id = resume.pop(request.key, None)
+    def _start(self, request: ExportRequest, attempt: int, work: _LaneWork) -> ExportJob:
+        export_id = work.resume.pop(request.key, None)
+        lane = work.lane.key
+        listing = self._listing or []
         if export_id is not None:
             listed = next((e for e in listing if e.export_id == export_id), None)
             if listed is None:
@@ -301,6 +515,7 @@ class ExportRunner:
                     request,
                     attempt,
                     export_id,
+                    lane=lane,
                     created_at=self._clock(),
                     label=listed.label,
                     resumed=True,
@@ -312,14 +527,18 @@ class ExportRunner:
                 export_id,
                 why,
             )
-        known = frozenset(self._known | {j.export_id for j in pending if j.export_id is not None})
+        known = frozenset(
+            self._known | {j.export_id for j in self._pending if j.export_id is not None}
+        )
         created = self.repo.create(request)
         self.stats.created += 1
+        self._anonymous = self._anonymous or created.export_id is None
         self._busy_since, self._busy_count = None, 0
         job = ExportJob(
             request,
             attempt,
             created.export_id,
+            lane=lane,
             created_at=self._clock(),
             known_before=known,
             ref=created.ref,
@@ -329,13 +548,11 @@ class ExportRunner:
             job.name,
             attempt,
             self.max_attempts,
-            len(pending) + 1,
+            len(self._pending) + 1,
         )
         return job
 
-    def _identify(
-        self, job: ExportJob, listing: list[ListedExport], pending: list[ExportJob]
-    ) -> ListedExport | None:
+    def _identify(self, job: ExportJob, listing: list[ListedExport]) -> ListedExport | None:
         """The listed export of a create whose answer did not give its list key.
 
         With the `id` it answered: the entry showing it as `id`, else as its key. With
@@ -343,13 +560,14 @@ class ExportRunner:
         whose shown fields positively match the request; where the list shows none of
         them, the only new entry, if no other create of this run is unidentified.
         """
+        pending = self._pending
         claimed = {j.export_id for j in pending if j.export_id is not None}
         if job.ref is not None:
-            for field in ("pk", "export_id"):
+            for field_name in ("pk", "export_id"):
                 fits = [
                     e
                     for e in listing
-                    if getattr(e, field) == job.ref
+                    if getattr(e, field_name) == job.ref
                     and e.export_id not in claimed
                     and job.request.match(e) is not Match.NO
                 ]
@@ -373,24 +591,21 @@ class ExportRunner:
         return None
 
     def _update(
-        self,
-        pending: list[ExportJob],
-        listing: list[ListedExport],
-        on_created: t.Callable[[ExportJob], None],
+        self, listing: list[ListedExport]
     ) -> tuple[list[tuple[ExportJob, ListedExport]], bool]:
         """Match jobs to list entries; mark failures; return the ready ones."""
         by_id = {e.export_id: e for e in listing}
         ready: list[tuple[ExportJob, ListedExport]] = []
         changed = False
-        for job in pending:
+        for job in self._pending:
             if job.export_id is None:
-                found = self._identify(job, listing, pending)
+                found = self._identify(job, listing)
                 if found is None:
                     continue
                 job.export_id = found.export_id
                 how = "the create answer had no id" if job.ref is None else f"id {job.ref}"
                 LOGGER.info("Found %s in the export list (%s)", job.name, how)
-                on_created(job)
+                self._emit(ExportCreated(job.lane, job.request.key, found.export_id))
                 changed = True
             listed = by_id.get(job.export_id)
             if listed is None:
@@ -429,7 +644,9 @@ class ExportRunner:
 
     def _fetch(self, job: ExportJob, listed: ListedExport) -> Path:
         if listed.content:
-            return download_export(self.repo, job, listed, limits=self.limits)
+            return download_export(
+                self.repo, job, listed, limits=self.limits, directory=self.directory
+            )
         assert job.empty_since is not None
         message = (
             f"{job.name} is {listed.label} without a file for "
@@ -440,15 +657,9 @@ class ExportRunner:
             LOGGER.info("%s", message)
         else:
             self._warn_once("empty", message)
-        return empty_export(job)
+        return empty_export(job, directory=self.directory)
 
-    def _reject(
-        self,
-        job: ExportJob,
-        reason: str,
-        pending: list[ExportJob],
-        queue: collections.deque[tuple[ExportRequest, int]],
-    ) -> None:
+    def _reject(self, job: ExportJob, reason: str) -> None:
         """The stream found the file is not the request's: look for the export again
         (when it was adopted from the list by a guess) or create it again."""
         assert job.export_id is not None
@@ -457,10 +668,8 @@ class ExportRunner:
         if not job.guessed:
             self._retry(
                 job,
-                queue,
-                reason=f"is not the export requested ({reason})",
-                advice="is another process creating exports in this study? see README, "
-                "Troubleshooting",
+                f"is not the export requested ({reason})",
+                "is another process creating exports in this study? see README, Troubleshooting",
             )
             return
         LOGGER.warning(
@@ -468,7 +677,9 @@ class ExportRunner:
         )
         job.export_id, job.guessed, job.label = None, False, "created"
         job.empty_since, job.empty_polls, job.refusals = None, 0, 0
-        pending.append(job)
+        self._pending.append(job)
+        if len(self._pending) == 1:
+            self._next_poll = self._clock() + self._next_sleep(self._tick)
 
     def _busy(self, exc: ServerBusy, pending: int) -> None:
         """A create refused for too many running exports: wait (backing off), and keep
@@ -505,13 +716,7 @@ class ExportRunner:
             self._warned.add(key)
             LOGGER.warning("%s", message)
 
-    def _retry(
-        self,
-        job: ExportJob,
-        queue: collections.deque[tuple[ExportRequest, int]],
-        reason: str | None = None,
-        advice: str = _ADVICE,
-    ) -> None:
+    def _retry(self, job: ExportJob, reason: str | None = None, advice: str = _ADVICE) -> None:
         if reason is None:
             reason = (
                 f"timed out after {self._age(job):.0f}s" if not job.failed else "failed at Avicenna"
@@ -523,4 +728,6 @@ class ExportRunner:
             )
         self.stats.retried += 1
         LOGGER.warning("%s %s; creating it again", job.name, reason)
-        queue.appendleft((job.request, job.attempt + 1))
+        work = self._lanes.get(job.lane)
+        if work is not None:
+            work.queue.appendleft((job.request, job.attempt + 1))

@@ -20,7 +20,8 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_avicenna.errors import AvicennaError, ColumnsRefused, FileFormatError
-from tap_avicenna.exports.runner import ExportRunner, NotOurExport, ReadyExport
+from tap_avicenna.exports.job import ExportRequest
+from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.parsing import (
     UNTYPED,
     RawTable,
@@ -34,13 +35,14 @@ from tap_avicenna.parsing import (
 )
 
 if t.TYPE_CHECKING:
+    from tap_avicenna.exports.schedule import ExportSchedule
     from tap_avicenna.settings import Settings
     from tap_avicenna.tap import TapAvicenna
 
 ROW_ID = "_row_id"
 ENCODER = msgspec.json.Encoder()
 _SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
-_BULK = 10_000  # records between flushes, counter updates and bookmark progress
+BULK = 10_000  # records between flushes, counter updates, bookmark progress and runner events
 
 
 def content_id(content: bytes) -> str:
@@ -184,8 +186,24 @@ class ExportStream(Stream):
     def settings(self) -> Settings:
         return self._tap.settings
 
-    def runner(self) -> ExportRunner:
-        return self._tap.export_runner()
+    # --- exports (what ExportSchedule plans and hands over) ------------------------------
+
+    @property
+    def schedule(self) -> ExportSchedule:
+        return self._tap.schedule
+
+    def can_plan(self) -> bool:
+        """Whether this run's exports can be planned now."""
+        return True
+
+    def plan(self) -> tuple[list[ExportRequest], dict[str, int]]:
+        """This run's export requests, in the order to run them, and the export ids
+        in state to resume (request key -> id)."""
+        raise NotImplementedError
+
+    def export_created(self, key: str, export_id: int) -> None:
+        """An export of this stream has its id (windowed streams keep it in state)."""
+        del key, export_id
 
     # --- the RECORD fast path ---------------------------------------------------------
 
@@ -250,7 +268,7 @@ class ExportStream(Stream):
                             if value is not None and (latest is None or value > latest):
                                 latest = value
                         pending += 1
-                        if pending == _BULK:
+                        if pending == BULK:
                             self._fast_progress(counter, pending, latest)
                             pending = 0
                             suffix, dropped = self._record_suffix(), self._deselected()

@@ -6,6 +6,7 @@ set: the export runs at most once per tap run and both uses share its rows.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import typing as t
 
@@ -49,6 +50,7 @@ class ParticipantsStream(ExportStream):
         }
         super().__init__(tap, name=self.name, schema=schema)
         self._rows: list[dict[str, t.Any]] | None = None
+        self._columns = list(REQUESTED_COLUMNS)
 
     def column_names(self, header: list[str]) -> list[str]:
         """A `status` column is read as `status_id`: ids stay there, labels (`Active`,
@@ -60,22 +62,28 @@ class ParticipantsStream(ExportStream):
     def new_column_type(self, name: str) -> str:
         return KNOWN_TYPES.get(name, "string")
 
+    @property
+    def known(self) -> bool:
+        """Whether the participation export was read."""
+        return self._rows is not None
+
     def rows(self) -> list[dict[str, t.Any]]:
-        """The participation export's rows (created, polled and read once per run)."""
+        """The participation export's rows (created, polled and read once per run);
+        the sensor streams waiting for them are planned as soon as they are read."""
         if self._rows is not None:
             return self._rows
-        columns = list(REQUESTED_COLUMNS)
         while True:
             try:
-                rows = self._read(columns)
+                rows = self._read()
                 break
             except ColumnsRefused as refused:
-                columns = self.without_refused(refused, columns, REQUESTED_COLUMNS)
-        self.logger.info("The participation export lists %d participant(s)", len(rows))
+                self._columns = self.without_refused(refused, self._columns, REQUESTED_COLUMNS)
         self._rows = rows
+        self.schedule.plan_ready()
         return rows
 
-    def _read(self, columns: list[str]) -> list[dict[str, t.Any]]:
+    def plan(self) -> tuple[list[ExportRequest], dict[str, int]]:
+        """One participation export (never resumed: it is created anew every run)."""
         request = ExportRequest(
             key="participation",
             label="participants",
@@ -83,15 +91,25 @@ class ParticipantsStream(ExportStream):
                 "study_id": self.settings.study_id,
                 "site_ssid": None,
                 "filter": "PARTICIPATION",
-                "rule_set": {"query": {}, "sort_by": [], "columns": columns},
+                "rule_set": {"query": {}, "sort_by": [], "columns": list(self._columns)},
             },
         )
+        return [request], {}
+
+    def _read(self) -> list[dict[str, t.Any]]:
         rows: list[dict[str, t.Any]] = []
-        for ready in self.runner().run([request]):
-            try:
-                rows = self._rows_of(ready)
-            except NotOurExport as exc:
-                ready.reject(str(exc))
+        with contextlib.closing(self.schedule.results(self)) as files:
+            for ready in files:
+                try:
+                    rows = self._rows_of(ready)
+                except NotOurExport as exc:
+                    ready.reject(str(exc))
+                    continue
+                self.logger.info(
+                    "The participation export lists %d participant(s); %s",
+                    len(rows),
+                    self.schedule.position(),
+                )
         return rows
 
     def _rows_of(self, ready: ReadyExport) -> list[dict[str, t.Any]]:

@@ -48,7 +48,14 @@ class SensorStream(WindowedExportStream):
         super().__init__(tap, name=source.stream_name, schema=sensor_schema(source))
         self.source = source
 
+    def can_plan(self) -> bool:
+        """Without `participant_ids`, once the participation export is read."""
+        return self.settings.participant_ids is not None or self._tap.participants_known()
+
     def exports(self) -> t.Iterator[ExportResult]:
+        return self.export_results(self.read_export, self.read_columns)
+
+    def planned(self) -> tuple[list[PlannedExport], CoverageBookmarks]:
         settings = self.settings
         participants = self._tap.participants_for(self)
         bookmarks = CoverageBookmarks(self.stream_state)
@@ -71,7 +78,7 @@ class SensorStream(WindowedExportStream):
             len(participants),
             iso(settings.end_date),
         )
-        return self.export_results(plans, bookmarks, self.read_export, self.read_columns)
+        return plans, bookmarks
 
     def request_key(self, plan: PlannedExport) -> str:
         return self.window_key(str(self.source.id), plan, ",".join(map(str, plan.participant_ids)))

@@ -158,15 +158,15 @@ class SurveyStream(WindowedExportStream):
 
     def exports(self) -> t.Iterator[ExportResult]:
         """The windows from the bookmark; asked again without the columns the tap adds
-        on its own when Avicenna refuses them."""
+        on its own when Avicenna refuses them (the exports are then planned again)."""
         while True:
             try:
-                yield from self._window_exports()
+                yield from self.export_results(self.read_export)
                 return
             except ColumnsRefused as refused:
                 self.columns = self.without_refused(refused, self.columns, self.added)
 
-    def _window_exports(self) -> t.Iterator[ExportResult]:
+    def planned(self) -> tuple[list[PlannedExport], CoverageBookmarks]:
         settings = self.settings
         bookmarks = CoverageBookmarks(self.stream_state, "covered_until", lambda plan: ("all",))
         self.bind_source(bookmarks, "activity_id", self.survey.activity_id)
@@ -177,7 +177,10 @@ class SurveyStream(WindowedExportStream):
                 start, settings.end_date, settings.start_date, settings.export_window
             )
         ]
-        return self.export_results(plans, bookmarks, self.read_export)
+        self.logger.info(
+            "%s: %d export(s) planned up to %s", self.name, len(plans), iso(settings.end_date)
+        )
+        return plans, bookmarks
 
     def after_export(self, ready: ReadyExport) -> None:
         if self.settings.response_files_dir:

@@ -7,6 +7,7 @@ BATCH files.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import typing as t
 
@@ -16,10 +17,10 @@ from tap_avicenna.batch_files import BatchFiles
 from tap_avicenna.bookmarks import CoverageBookmarks
 from tap_avicenna.client import epoch_ms
 from tap_avicenna.errors import FileFormatError
-from tap_avicenna.exports.job import ExportJob, ExportRequest
+from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
 from tap_avicenna.exports.runner import NotOurExport, ReadyExport
-from tap_avicenna.streams.base import ExportStream, schema_type
+from tap_avicenna.streams.base import BULK, ExportStream, schema_type
 
 if t.TYPE_CHECKING:
     from tap_avicenna.columnar import Columns
@@ -49,10 +50,13 @@ class ExportResult:
         that the next run asks for a new export instead of reading it again. A file that
         is not the request's (nothing of it emitted) is rejected: the runner gets the
         request's export again."""
+        schedule = self.stream.schedule
         try:
             for record in self.read(self.ready, self.plan):
                 self.rows += 1
                 yield record
+                if not self.rows % BULK:
+                    schedule.apply_events()  # the records so far are written
         except NotOurExport as exc:
             self.reject(exc)
             return
@@ -107,6 +111,8 @@ class WindowedExportStream(ExportStream):
 
     objects_may_appear = False
     """Whether files may bring object fields the schema does not have yet."""
+    _plans: dict[str, PlannedExport]  # this run's, by request key (`plan`)
+    _bookmarks: CoverageBookmarks
 
     # --- exports ---------------------------------------------------------------------
 
@@ -142,51 +148,57 @@ class WindowedExportStream(ExportStream):
         """Called once all rows of an export were emitted, before its window is closed."""
         del ready
 
-    def export_results(
-        self,
-        plans: list[PlannedExport],
-        bookmarks: CoverageBookmarks,
-        read: Read,
-        read_columns: ReadColumns | None = None,
-    ) -> t.Iterator[ExportResult]:
-        """Run the plans' exports and hand each finished one over, in completion order.
+    def planned(self) -> tuple[list[PlannedExport], CoverageBookmarks]:
+        """This run's windows (from state and settings) and the bookmarks they move."""
+        raise NotImplementedError
 
-        Each created export is written to state at once, so a killed run resumes it.
-        """
+    def plan(self) -> tuple[list[ExportRequest], dict[str, int]]:
+        """The windows' requests, and their exports in state to resume; in-flight
+        exports of windows this run does not plan are dropped from state."""
+        plans, bookmarks = self.planned()
         bookmarks.expect(plans)
-        by_key = {self.request_key(plan): plan for plan in plans}
-        bookmarks.forget_pending_except(by_key)
+        self._plans = {self.request_key(plan): plan for plan in plans}
+        bookmarks.forget_pending_except(self._plans)
+        self._bookmarks = bookmarks
+        return [self.request(plan) for plan in plans], bookmarks.resume_map()
 
-        def created(job: ExportJob) -> None:
-            assert job.export_id is not None
-            bookmarks.add_pending(job.request.key, job.export_id)
-            self.checkpoint()
+    def export_created(self, key: str, export_id: int) -> None:
+        """Each created export is written to state at once, so a killed run resumes it."""
+        self._bookmarks.add_pending(key, export_id)
+        self.checkpoint()
 
-        requests = [self.request(plan) for plan in plans]
-        total = 0
-        for ready in self.runner().run(requests, resume=bookmarks.resume_map(), on_created=created):
-            plan = by_key[ready.job.request.key]
-            result = ExportResult(self, ready, plan, bookmarks, read, read_columns)
-            yield result
-            if ready.rejected is not None:
-                continue
-            total += result.rows
-            self.logger.info(
-                "%s: %s rows emitted (%s so far in %s)",
-                ready.job.name,
-                f"{result.rows:,}",
-                f"{total:,}",
-                self.name,
-            )
+    def export_results(
+        self, read: Read, read_columns: ReadColumns | None = None
+    ) -> t.Iterator[ExportResult]:
+        """Each planned export once it is ready, in the order they are ready."""
+        schedule = self.schedule
+        total = exports = 0
+        with contextlib.closing(schedule.results(self)) as files:
+            for ready in files:
+                plan = self._plans[ready.job.request.key]
+                result = ExportResult(self, ready, plan, self._bookmarks, read, read_columns)
+                yield result
+                if ready.rejected is not None:
+                    continue
+                total += result.rows
+                exports += 1
+                self.logger.info(
+                    "%s: %s rows emitted (%s so far in %s); %s",
+                    ready.job.name,
+                    f"{result.rows:,}",
+                    f"{total:,}",
+                    self.name,
+                    schedule.position(),
+                )
         self.logger.info(
             "%s: sync complete, %s rows emitted from %d export(s)",
             self.name,
             f"{total:,}",
-            len(plans),
+            exports,
         )
 
     def exports(self) -> t.Iterator[ExportResult]:
-        """Plan this run's exports from state and settings, and run them."""
+        """This run's exports, each once it is ready (`export_results`)."""
         raise NotImplementedError
 
     def get_records(self, context: t.Mapping[str, t.Any] | None) -> t.Iterator[dict[str, t.Any]]:

@@ -27,7 +27,6 @@ from tests.conftest import (
     _OUTPUTS,
     TapRun,
     cli_in_process,
-    make_simulator,
     run_tap,
     sensor_exports,
     tap_config,
@@ -126,6 +125,11 @@ BAD_SETTINGS: list[BadSetting] = [
         "max_uncompressed_file_mb",
     ),
     BadSetting(
+        "max-waiting-files-mb-zero",
+        {"max_waiting_files_mb": 0},
+        "max_waiting_files_mb",
+    ),
+    BadSetting(
         "export-timeout-seconds-zero", {"export_timeout_seconds": 0}, "export_timeout_seconds"
     ),
     BadSetting(
@@ -173,12 +177,8 @@ MODES = {"sync": (), "discover": ("--discover",)}
 
 
 @pytest.fixture(scope="module")
-def sim() -> t.Iterator[Simulator]:
-    simulator = make_simulator()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
+def sim(simulator_module: Simulator) -> Simulator:
+    return simulator_module
 
 
 def requests_served(sim: Simulator) -> int:
@@ -307,6 +307,7 @@ def test_given_numeric_strings_for_number_settings_when_synced_then_accepted(
             "lookback_days": "2",
             "participants_per_export": "50",
             "max_uncompressed_file_mb": "100",
+            "max_waiting_files_mb": "100",
         },
     )
     before = len(sensor_exports(sim))

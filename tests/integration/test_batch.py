@@ -43,15 +43,6 @@ def without_time(records: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
 
 
 @pytest.fixture(scope="module")
-def simulator_module() -> t.Iterator[Simulator]:
-    sim = make_simulator()
-    try:
-        yield sim
-    finally:
-        sim.stop()
-
-
-@pytest.fixture(scope="module")
 def record_run(
     simulator_module: Simulator, tmp_path_factory: pytest.TempPathFactory
 ) -> list[dict[str, t.Any]]:

@@ -149,8 +149,9 @@ def test_given_storage_refusing_a_deleted_file_when_synced_then_export_created_a
         presigned_urls=True, download_origin="http://localhost:{port}", expired_status=403
     )
     sim.faults.expire_next_downloads = 3  # the first export's file, at every fresh link
-    # (the participation export's: the sensor exports are each downloaded once)
-    config = small_config(sim)
+    # (the participation export's: one export pending at a time, so the three downloads
+    # refused are all of it, and the sensor exports are each downloaded once)
+    config = small_config(sim, max_concurrent_exports=1)
     run = run_tap(tmp_path, config)
     assert_complete(run, sim, config)
     assert (

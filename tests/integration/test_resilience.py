@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
 import re
 import signal
 import subprocess
@@ -246,8 +247,9 @@ class LiveTap:
         if state is not None:
             (tmp_path / "state.json").write_text(json.dumps(state))
             command += ["--state", str(tmp_path / "state.json")]
+        env = {**os.environ, "TMPDIR": str(tmp_path)}  # what a killed run leaves is pytest's
         self.proc = subprocess.Popen(
-            [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
         self.out: list[str] = []
         self.err: list[str] = []
@@ -338,7 +340,10 @@ class KillSwitch:
 
 
 # 4 exports (2 participants x 2 windows), at most 2 pending: two are created, polled and
-# downloaded, and the third is created while the first file is emitted.
+# downloaded, and the third is created while the first file is emitted. The events of
+# the runner thread (list, create, download) keep their order, and so do those of the
+# main thread (state, record); each point fires at its own event, whatever the other
+# thread is doing then.
 KILL_POINTS = [
     KillPoint("poll", "list", 1),  # before any export exists
     KillPoint("create", "create", 1),
@@ -347,7 +352,7 @@ KILL_POINTS = [
     KillPoint("state written", "state+export", 2),
     KillPoint("poll", "list", 2),
     KillPoint("download", "download", 1),
-    KillPoint("create", "create", 3),  # the first file downloaded, not yet emitted
+    KillPoint("create", "create", 3),  # right after the first file's download
     KillPoint("parse/emit", "record", 1),
     KillPoint("state written", "state+window", 1),
     KillPoint("download", "download", 2),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import typing as t
 import zipfile
@@ -14,7 +15,15 @@ from tap_avicenna.client import DownloadGone, DownloadRefused, ServerBusy
 from tap_avicenna.errors import ExportFailed
 from tap_avicenna.exports.job import Created, ExportJob, ExportRequest, ListedExport
 from tap_avicenna.exports.repository import Enough, Listing
-from tap_avicenna.exports.runner import ExportRunner
+from tap_avicenna.exports.runner import (
+    Event,
+    ExportCreated,
+    ExportReady,
+    ExportRunner,
+    Lane,
+    LaneFailed,
+    ReadyExport,
+)
 from tap_avicenna.exports.status import classify
 from tap_avicenna.parsing import Limits
 
@@ -142,7 +151,7 @@ def requests(n: int) -> list[ExportRequest]:
 
 
 class FakeTime:
-    """The runner's clock, moved only by its sleeps (recorded in `sleeps`)."""
+    """The runner's clock, moved only by the driver's sleeps (recorded in `sleeps`)."""
 
     def __init__(self, sleeps: list[float]) -> None:
         self.sleeps = sleeps
@@ -156,7 +165,58 @@ class FakeTime:
         return self.now
 
 
-def make_runner(repo: FakeRepository, sleeps: list[float], **kwargs: t.Any) -> ExportRunner:
+class DrivenRunner(ExportRunner):
+    """An ExportRunner driven in the test's thread as RunnerThread and ExportSchedule
+    drive it: `run` gives it one lane and yields that lane's files, sleeping on the
+    fake clock as long as `step` says; every event is kept in `events`."""
+
+    def __init__(self, repo: FakeRepository, time: FakeTime, **options: t.Any) -> None:
+        self.events: list[Event] = []
+        self.inbox: list[Event] = []
+        super().__init__(repo, emit=self._record, clock=time.clock, **options)
+        self.time = time
+        self.lane_keys = itertools.count(1)
+
+    def _record(self, event: Event) -> None:
+        self.events.append(event)
+        self.inbox.append(event)
+
+    def run(
+        self,
+        requests: list[ExportRequest],
+        *,
+        resume: dict[str, int] | None = None,
+        on_created: t.Callable[[ExportCreated], None] | None = None,
+    ) -> t.Iterator[ReadyExport]:
+        key = next(self.lane_keys)
+        self.add_lane(Lane(key, "test", 0, tuple(requests), resume or {}))
+        self.turn(key)
+        done = 0
+        while done < len(requests):
+            wait = self.step()
+            if not self.inbox and wait is None:
+                raise AssertionError("the runner has nothing to do and nothing to wait for")
+            while self.inbox:
+                event = self.inbox.pop(0)
+                if isinstance(event, LaneFailed):
+                    raise event.error
+                if isinstance(event, ExportCreated):
+                    if on_created is not None:
+                        on_created(event)
+                    continue
+                ready = event.ready
+                try:
+                    yield ready
+                finally:
+                    ready.path.unlink(missing_ok=True)
+                    self.consumed(ready)
+                done += ready.rejected is None
+                wait = 0.0
+            if wait:
+                self.time.sleep(wait)
+
+
+def make_runner(repo: FakeRepository, sleeps: list[float], **kwargs: t.Any) -> DrivenRunner:
     options: dict[str, t.Any] = {
         "max_concurrent": 4,
         "poll_interval": 1.0,
@@ -164,8 +224,7 @@ def make_runner(repo: FakeRepository, sleeps: list[float], **kwargs: t.Any) -> E
         "limits": Limits(),
     }
     options.update(kwargs)
-    fake = FakeTime(sleeps)
-    return ExportRunner(repo, sleep=fake.sleep, clock=fake.clock, **options)
+    return DrivenRunner(repo, FakeTime(sleeps), **options)
 
 
 def test_given_10_requests_when_run_then_never_more_than_4_pending_and_all_ready() -> None:
@@ -221,7 +280,7 @@ def test_given_create_without_id_when_listed_then_new_export_is_found() -> None:
     repo = FakeRepository(omit_ids=2)
     created: list[int | None] = []
     runner = make_runner(repo, [])
-    done = list(runner.run(requests(3), on_created=lambda job: created.append(job.export_id)))
+    done = list(runner.run(requests(3), on_created=lambda event: created.append(event.export_id)))
     assert sorted(r.job.export_id or 0 for r in done) == [1, 2, 3]
     assert sorted(i or 0 for i in created) == [1, 2, 3]
 
@@ -263,11 +322,14 @@ def test_given_exports_reach_the_quickest_age_when_sleeping_then_base_tick_not_b
     now = runner._clock()
     young = ExportJob(requests(1)[0], created_at=now - 2.0)
     old = ExportJob(requests(1)[0], created_at=now - 6.0)
-    assert runner._next_sleep(3.0, [young]) == pytest.approx(3.0, abs=0.05)  # wait to 5 s
-    assert runner._next_sleep(2.0, [young]) == 2.0  # the backed-off tick is shorter
-    assert runner._next_sleep(3.0, [young, old]) == 1.0  # due now: the base tick
+    runner._pending = [young]
+    assert runner._next_sleep(3.0) == pytest.approx(3.0, abs=0.05)  # wait to 5 s
+    assert runner._next_sleep(2.0) == 2.0  # the backed-off tick is shorter
+    runner._pending = [young, old]
+    assert runner._next_sleep(3.0) == 1.0  # due now: the base tick
     runner._durations = []
-    assert runner._next_sleep(3.0, [old]) == 3.0  # nothing learnt yet: the tick
+    runner._pending = [old]
+    assert runner._next_sleep(3.0) == 3.0  # nothing learnt yet: the tick
 
 
 # --- the engine against a real API's habits ------------------------------------------
@@ -432,3 +494,159 @@ def test_given_server_busy_with_nothing_of_ours_when_past_timeout_then_one_clear
     with pytest.raises(ExportFailed, match="Avicenna refused every new export for"):
         list(runner.run(requests(1)))
     assert sleeps[0] == 1.0  # waited (the busy backoff) before trying again
+
+
+# --- lanes: every stream's exports through one runner ----------------------------------
+
+
+def lane(key: int, count: int, priority: int | None = None) -> Lane:
+    """`count` requests of data source 10 + key, one participant each."""
+    return Lane(
+        key,
+        f"stream{key}",
+        key if priority is None else priority,
+        tuple(
+            ExportRequest(
+                key=f"{key}-{i}", label=f"l{key}r{i}", data_source_id=10 + key,
+                participant_ids=(101 + i,),
+            )
+            for i in range(count)
+        ),
+    )  # fmt: skip
+
+
+def advance(runner: DrivenRunner) -> list[Event]:
+    """One step, then a sleep as long as it asks for; the events of the step."""
+    wait = runner.step()
+    if wait:
+        runner.time.sleep(wait)
+    events, runner.inbox = runner.inbox, []
+    return events
+
+
+def handed(events: list[Event]) -> list[ReadyExport]:
+    return [event.ready for event in events if isinstance(event, ExportReady)]
+
+
+def created_keys(repo: FakeRepository) -> list[str]:
+    return [export.request.key for export in repo.exports]
+
+
+def test_given_lanes_when_slots_are_free_then_created_turn_first_then_by_priority() -> None:
+    repo = FakeRepository(script=lambda n: ["Pending", "Success"])
+    runner = make_runner(repo, [], max_concurrent=4)
+    for spec in (lane(3, 2), lane(1, 2), lane(2, 2)):
+        runner.add_lane(spec)
+    runner.turn(2)
+    advance(runner)
+    # the turn's lane first, then the others by priority, up to max_concurrent
+    assert created_keys(repo) == ["2-0", "2-1", "1-0", "1-1"]
+    while len(repo.exports) < 6:
+        advance(runner)
+    assert created_keys(repo)[4:] == ["3-0", "3-1"]  # one list poll served all three lanes
+    assert runner.stats.max_pending == 4
+
+
+def test_given_files_waiting_over_the_budget_when_later_lanes_ready_then_held_until_consumed() -> (
+    None
+):
+    repo = FakeRepository(script=lambda n: ["Success"])
+    runner = make_runner(repo, [], max_concurrent=2, max_waiting_bytes=1)
+    runner.add_lane(lane(1, 1))
+    runner.add_lane(lane(2, 3))
+    runner.turn(1)
+    events = advance(runner)  # the first poll, then one create for each lane
+    assert created_keys(repo) == ["1-0", "2-0"]
+    events = advance(runner)  # both ready: the turn's file comes, the later one is held
+    assert [r.job.request.key for r in handed(events)] == ["1-0"]
+    assert runner.stats.held == 1 and runner._held
+    for _ in range(3):  # nothing more is created for the later lane over the budget
+        assert not handed(advance(runner))
+    assert created_keys(repo) == ["1-0", "2-0"]
+    first = handed(events)[0]
+    runner.consumed(first)  # the stream read its file: the held one comes
+    later = handed(advance(runner))
+    assert [r.job.request.key for r in later] == ["2-0"]
+    assert created_keys(repo) == ["1-0", "2-0"]  # its file waits: still no create
+    runner.turn(2)  # its turn: creates again, and up to two files at a time over the budget
+    delivered, unread = list(later), list(later)
+    while len(delivered) < 3:
+        new = handed(advance(runner))
+        delivered += new
+        unread += new
+        assert len(unread) <= 2  # the file being read and the next
+        if len(unread) == 2:
+            runner.consumed(unread.pop(0))
+    assert sorted(r.job.request.key for r in delivered) == ["2-0", "2-1", "2-2"]
+    assert runner.stats.peak_waiting_files == 2
+
+
+def test_given_a_lane_whose_export_always_fails_when_run_then_only_that_lane_fails() -> None:
+    def failing(repo: FakeRepository, export: FakeExport) -> None:
+        if export.request.data_source_id == 12:
+            export.labels = ["Failed"]
+
+    repo = FakeRepository(script=lambda n: ["Pending", "Success"], on_create=failing)
+    runner = make_runner(repo, [], max_concurrent=2)
+    runner.add_lane(lane(1, 3))
+    runner.add_lane(lane(2, 1))
+    runner.turn(1)
+    events: list[Event] = []
+    while len(handed(events)) < 3 or not any(isinstance(e, LaneFailed) for e in events):
+        new = advance(runner)
+        events += new
+        for ready in handed(new):
+            runner.consumed(ready)
+    failures = [event for event in events if isinstance(event, LaneFailed)]
+    assert [f.lane for f in failures] == [2]
+    assert "failed at Avicenna on attempt 3 of 3" in str(failures[0].error)
+    assert sorted(r.job.request.key for r in handed(events)) == ["1-0", "1-1", "1-2"]
+
+
+def test_given_a_dropped_lane_when_run_on_then_its_work_is_forgotten() -> None:
+    repo = FakeRepository(script=lambda n: ["Pending"] * 3 + ["Success"])
+    runner = make_runner(repo, [], max_concurrent=2)
+    runner.add_lane(lane(1, 4))
+    runner.add_lane(lane(2, 1))
+    runner.turn(1)
+    advance(runner)
+    assert created_keys(repo) == ["1-0", "1-1"]
+    runner.drop(1)  # its stream stopped (a record limit, an error while reading)
+    events = advance(runner)
+    while not handed(events):
+        events = advance(runner)
+    assert created_keys(repo) == ["1-0", "1-1", "2-0"]
+    assert all(job.lane == 2 for job in runner._pending)
+
+
+def next_files(runner: DrivenRunner, steps: int = 20) -> list[ReadyExport]:
+    """The files handed over by the first step that hands any (at most `steps` steps)."""
+    for _ in range(steps):
+        files = handed(advance(runner))
+        if files:
+            return files
+    raise AssertionError(f"no file handed over in {steps} steps")
+
+
+def test_given_creates_without_id_when_later_lanes_wait_then_only_the_turns_lane_creates() -> None:
+    """Such a create is found by a guess at worst, and a guess holds every create until
+    its file is read: a later lane's guessed file (a survey's, waiting for its turn) would
+    hold the lane whose turn comes before it (a sensor lane planned once the participant
+    list is read) for ever."""
+    repo = FakeRepository(omit_ids=99, metadata=False)
+    runner = make_runner(repo, [])
+    runner.add_lane(lane(1, 1))
+    runner.add_lane(lane(3, 1))
+    runner.turn(1)
+    first = next_files(runner)
+    runner.consumed(first[0])
+    for _ in range(5):
+        assert not handed(advance(runner))
+    assert created_keys(repo) == ["1-0"]  # the later lane waits for its turn
+    runner.add_lane(lane(2, 1))
+    runner.turn(2)
+    files = next_files(runner)
+    assert [f.job.request.key for f in files] == ["2-0"] and files[0].job.guessed
+    runner.consumed(files[0])
+    runner.turn(3)
+    assert [f.job.request.key for f in next_files(runner)] == ["3-0"]
