@@ -15,11 +15,14 @@ import collections
 import contextlib
 import itertools
 import logging
+import os
 import queue
+import re
 import shutil
 import tempfile
 import typing as t
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tap_avicenna.errors import AvicennaError
 from tap_avicenna.exports.job import ExportRequest
@@ -39,6 +42,32 @@ PER_STREAM_ENV = "TAP_AVICENNA_PER_STREAM_EXPORTS"
 comes, one stream after another: the order before one runner served the whole run,
 kept for the benchmark that compares both (benchmarks/README.md)."""
 WAIT_SECONDS = 1.0
+
+FILES_PREFIX = "tap-avicenna-files-"
+_OWNER = re.compile(re.escape(FILES_PREFIX) + r"(\d+)-")
+
+
+def files_folder() -> str:
+    """A new folder of the temporary directory for the run's waiting files, named after
+    this process. Folders of this user's earlier runs whose process is gone (a run
+    killed with SIGKILL cannot delete its own) are deleted first."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{FILES_PREFIX}*"):
+        owner = _OWNER.match(folder.name)
+        with contextlib.suppress(OSError):
+            if owner and folder.stat().st_uid == os.getuid() and not _alive(int(owner[1])):
+                shutil.rmtree(folder, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{FILES_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
 
 RunnerFactory = t.Callable[[t.Callable[[Event], None], str], ExportRunner]
 """Makes the run's runner from the event sink and the folder for its files."""
@@ -143,7 +172,7 @@ class ExportSchedule:
 
     def _runner(self) -> RunnerThread:
         if self._worker is None:
-            directory = tempfile.mkdtemp(prefix="tap-avicenna-files-")
+            directory = files_folder()
             self._directory = directory
             self._worker = RunnerThread(lambda emit: self._make_runner(emit, directory))
             self._worker.start()

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import subprocess
+import sys
+import tempfile
 import threading
 import typing as t
 from dataclasses import dataclass, field
@@ -15,7 +19,7 @@ import pytest
 from tap_avicenna.errors import ApiError, ExportFailed
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.runner import Event, ExportRunner
-from tap_avicenna.exports.schedule import ExportSchedule
+from tap_avicenna.exports.schedule import ExportSchedule, files_folder
 from tap_avicenna.parsing import Limits
 from tests.unit.test_runner import FakeExport, FakeRepository, lane
 from tests.unit.test_worker import ThreadedRepository
@@ -160,3 +164,27 @@ def test_given_the_runner_stopping_on_an_error_when_waiting_then_the_stream_rais
             read_all(schedule, first)
     finally:
         schedule.close()
+
+
+def test_given_folders_of_ended_and_live_runs_when_a_run_starts_then_only_the_ended_ones_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed with SIGKILL leaves its waiting files: the next run deletes the
+    folders whose process is gone, never a live run's (nor a folder it cannot tell)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = tmp_path / f"tap-avicenna-files-{int(ended.stdout)}-abc"
+    live = tmp_path / f"tap-avicenna-files-{os.getpid()}-def"
+    other = tmp_path / "tap-avicenna-files-xyz"
+    for folder in (dead, live, other):
+        folder.mkdir()
+        (folder / "tap-avicenna-1-export.zip").write_bytes(b"PK")
+    made = Path(files_folder())
+    assert not dead.exists()
+    assert live.exists() and other.exists()
+    assert made.parent == tmp_path and made.name.startswith(f"tap-avicenna-files-{os.getpid()}-")
