@@ -149,8 +149,9 @@ def test_given_kill_while_three_streams_have_exports_pending_when_resumed_then_r
 ) -> None:
     """Two sensor streams and a survey, one export each, all created at once: SIGKILL as
     soon as a STATE holds the exports of all three; the resumed run creates none of them
-    again and, with the killed run, emits every row."""
-    simulator = make_simulator(processing_delay=1.0)
+    again and, with the killed run, emits every row. The simulator's clock stands still
+    until the kill, so no export can finish before all of them are created."""
+    simulator = make_simulator(processing_delay=1.0, time_scale=0.0)
     try:
         config = many_streams(
             simulator,
@@ -179,6 +180,7 @@ def test_given_kill_while_three_streams_have_exports_pending_when_resumed_then_r
         assert killed.returncode == -signal.SIGKILL
         state = killed.states()[-1]
         in_flight = sum(len(m.get("pending_exports") or {}) for m in state["bookmarks"].values())
+        simulator.configure(time_scale=1.0)
         resumed = run_tap(tmp_path, config, state)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         assert resumed.stderr.count("Resuming export #") == in_flight >= 1
