@@ -1,4 +1,4 @@
-"""Shared fixtures: a running simulator, the tap run as a real subprocess (or in this
+"""Shared fixtures: a running simulator, the tap run as a process of its own (or in this
 process), and a check that no test's output ever shows the API key, the Authorization
 header or a download URL."""
 
@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import typing as t
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tap_avicenna.simulator import Simulator, SimulatorConfig, default_config
+from tests import forked_tap
 
 USERNAME = "researcher@example.com"
 API_KEY = "sim-secret-key-0123456789"
@@ -176,16 +176,17 @@ def run_tap(
     *args: str,
     timeout: float = 300,
 ) -> TapRun:
-    """Run `python -m tap_avicenna` for real and parse what it printed."""
+    """Run `python -m tap_avicenna` as a process of its own (forked after its imports:
+    tests/forked_tap.py) and parse what it printed."""
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
-    command = [sys.executable, "-m", "tap_avicenna", "--config", str(config_path), *args]
+    command = ["--config", str(config_path), *args]
     if state is not None:
         state_path = tmp_path / "state.json"
         state_path.write_text(json.dumps(state))
         command += ["--state", str(state_path)]
     env = {**os.environ, "TAP_AVICENNA_LOGLEVEL": "INFO"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    done = forked_tap.run(command, env=env, timeout=timeout)
     return _parsed(done.returncode, done.stdout, done.stderr)
 
 

@@ -27,6 +27,7 @@ from tap_avicenna.catalogue import known_sources
 from tap_avicenna.parsing import normalize_name
 from tap_avicenna.simulator import Simulator
 from tests.conftest import _OUTPUTS, TapRun, make_simulator, run_tap, tap_config
+from tests.forked_tap import TapProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = 5.0
@@ -359,10 +360,9 @@ def test_given_sigint_mid_sync_then_record_count_metric_exact_and_error_line_las
         )
         config_path = tmp_path / "config.json"
         config_path.write_text(json.dumps(config))
-        command = [sys.executable, "-m", "tap_avicenna", "--config", str(config_path)]
         env = {**os.environ, "TAP_AVICENNA_LOGLEVEL": "INFO"}
         with tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+            proc = TapProcess(["--config", str(config_path)], stderr=err, env=env)
             assert proc.stdout is not None
             out, seen, sent = [], 0, 0
             for line in proc.stdout:  # read to the end: nothing is left in a buffer

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 import threading
 import typing as t
 from collections import Counter
@@ -25,6 +24,7 @@ from tests.conftest import (
     run_tap,
     tap_config,
 )
+from tests.forked_tap import TapProcess
 from tests.integration.test_batch import batch_config
 from tests.integration.test_resilience import LiveTap
 from tests.integration.test_surveys_participants import expected_by_uuid
@@ -162,7 +162,7 @@ def test_given_kill_while_three_streams_have_exports_pending_when_resumed_then_r
             end_date="2025-01-03T00:00:00Z",
         )
         fired: list[set[str]] = []
-        procs: list[subprocess.Popen[str]] = []
+        procs: list[TapProcess] = []
         attached = threading.Event()
 
         def watch(line: str) -> None:

@@ -16,8 +16,6 @@ import datetime as dt
 import http.server
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 import typing as t
@@ -41,6 +39,7 @@ from tests.conftest import (
     run_tap,
     tap_config,
 )
+from tests.forked_tap import TapProcess
 from tests.integration.test_resilience import (
     STREAM,
     assert_exact,
@@ -216,12 +215,11 @@ def test_given_resume_id_of_another_request_when_resumed_then_not_adopted(
     )
 
 
-def _start(folder: Path, config: dict[str, t.Any]) -> subprocess.Popen[str]:
+def _start(folder: Path, config: dict[str, t.Any]) -> TapProcess:
     folder.mkdir()
     path = folder / "config.json"
     path.write_text(json.dumps(config))
-    command = [sys.executable, "-m", "tap_avicenna", "--config", str(path)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return TapProcess(["--config", str(path)])
 
 
 def test_given_3_shards_at_once_and_creates_without_id_when_synced_then_exact_rows_each(

@@ -13,8 +13,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import typing as t
 from collections import Counter
@@ -37,6 +35,7 @@ from tests.conftest import (
     sync_in_process,
     tap_config,
 )
+from tests.forked_tap import TapProcess
 
 STREAM = "sensor_accelerometer"
 SOURCE: dict[str, t.Any] = {"id": 20, "name": "accelerometer"}
@@ -229,7 +228,7 @@ def test_given_download_on_another_origin_when_synced_then_no_authorization_sent
 
 
 class LiveTap:
-    """The tap as a subprocess whose stdout and stderr are read as they come, by one
+    """The tap as a process whose stdout and stderr are read as they come, by one
     thread each, so that it never blocks on a full pipe; `watch` sees each stdout line
     as soon as it is read."""
 
@@ -242,15 +241,13 @@ class LiveTap:
         watch: t.Callable[[str], None] = lambda line: None,
     ) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "tap_avicenna", "--config", str(tmp_path / "config.json")]
+        command = ["--config", str(tmp_path / "config.json")]
         (tmp_path / "config.json").write_text(json.dumps(config))
         if state is not None:
             (tmp_path / "state.json").write_text(json.dumps(state))
             command += ["--state", str(tmp_path / "state.json")]
         env = {**os.environ, "TMPDIR": str(tmp_path)}  # what a killed run leaves is pytest's
-        self.proc = subprocess.Popen(
-            [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
+        self.proc = TapProcess([*command, *args], env=env)
         self.out: list[str] = []
         self.err: list[str] = []
         self._readers = [
@@ -272,13 +269,13 @@ class LiveTap:
 
     def finish(self, timeout: float = 300) -> TapRun:
         """Wait for the process to end; what it printed (complete lines only)."""
-        self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
         for reader in self._readers:
             reader.join()
         out, err = "".join(self.out), "".join(self.err)
         _OUTPUTS.extend([("stdout", out), ("stderr", err)])
         messages = [json.loads(x) for x in self.out if x.startswith('{"type"') and x.endswith("\n")]
-        return TapRun(self.proc.returncode, out, err, messages)
+        return TapRun(code, out, err, messages)
 
 
 @dataclass(frozen=True)
@@ -308,12 +305,12 @@ class KillSwitch:
         self.signum = signum
         self.seen: Counter[str] = Counter()
         self.fired = False
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: TapProcess | None = None
         self._attached = threading.Event()
         self._lock = threading.Lock()
         self._state: dict[str, t.Any] = {}
 
-    def attach(self, proc: subprocess.Popen[str]) -> None:
+    def attach(self, proc: TapProcess) -> None:
         self._proc = proc
         self._attached.set()
 

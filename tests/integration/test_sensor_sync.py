@@ -6,8 +6,6 @@ import datetime as dt
 import json
 import re
 import signal
-import subprocess
-import sys
 import typing as t
 from collections import Counter
 from pathlib import Path
@@ -24,6 +22,7 @@ from tests.conftest import (
     sensor_exports,
     tap_config,
 )
+from tests.forked_tap import DEVNULL, TapProcess
 
 STREAMS = {"sensor_gps": 10, "sensor_accelerometer": 20}
 
@@ -212,12 +211,7 @@ def test_given_run_killed_while_exports_pending_when_resumed_then_exports_reused
             sim, data_sources=[{"id": 10, "name": "gps"}], end_date="2025-01-15T00:00:00Z"
         )
         (tmp_path / "config.json").write_text(json.dumps(config))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tap_avicenna", "--config", str(tmp_path / "config.json")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        proc = TapProcess(["--config", str(tmp_path / "config.json")], stderr=DEVNULL)
         assert proc.stdout is not None
         last_state: dict[str, t.Any] = {}
         for line in proc.stdout:
