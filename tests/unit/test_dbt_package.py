@@ -2,8 +2,9 @@
 built and tested by `dbt build`, and the marts checked against values computed here
 from the seeds' rows and the synthetic GPS track's geometry (not from the SQL).
 
-Needs the dbt-duckdb utility (`bash scripts/setup.sh` installs it). The same checks run
-in PostgreSQL in tests/e2e/test_dbt_postgres.py.
+Needs the dbt-duckdb utility (`bash scripts/setup.sh` installs it); its dbt and DuckDB
+run in one process for the module (tests/unit/dbt_session.py). The same checks run in
+PostgreSQL in tests/e2e/test_dbt_postgres.py.
 """
 
 from __future__ import annotations
@@ -274,7 +275,8 @@ class DuckDBProject:
         return self.session.dbt("build", *args)
 
     def execute(self, sql: str, mode: str = "read") -> Rows:
-        """SQL run by the dbt-duckdb utility's own duckdb (the tests' environment has none)."""
+        """SQL run by the dbt session's duckdb (the tests' environment has none), in a
+        read-only transaction unless `mode` is "write"."""
         return self.session.sql(sql, write=mode == "write")
 
     def query(self, sql: str) -> Rows:
