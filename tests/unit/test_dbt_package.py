@@ -2,8 +2,9 @@
 built and tested by `dbt build`, and the marts checked against values computed here
 from the seeds' rows and the synthetic GPS track's geometry (not from the SQL).
 
-Needs the dbt-duckdb utility (`bash scripts/setup.sh` installs it). The same checks run
-in PostgreSQL in tests/e2e/test_dbt_postgres.py.
+Needs the dbt-duckdb utility (`bash scripts/setup.sh` installs it); its dbt and DuckDB
+run in one process for the module (tests/unit/dbt_session.py). The same checks run in
+PostgreSQL in tests/e2e/test_dbt_postgres.py.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import datetime as dt
 import importlib.util
 import json
 import math
-import os
 import statistics
-import subprocess
 import typing as t
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from tests.unit.dbt_session import DbtSession
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "transform" / "integration_tests"
@@ -42,28 +44,6 @@ def load_generator() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def run_dbt(dbt: Path, args: t.Sequence[str], env: t.Mapping[str, str], work: Path) -> str:
-    """`dbt <args>` in the integration-test project, its target and logs in `work`;
-    fails the test with dbt's output when dbt fails."""
-    done = subprocess.run(
-        [str(dbt), "--no-use-colors", *args],
-        cwd=PROJECT,
-        env={
-            **os.environ,
-            "DBT_PROFILES_DIR": str(PROJECT),
-            "DBT_TARGET_PATH": str(work / "target"),
-            "DBT_LOG_PATH": str(work / "logs"),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, f"dbt {' '.join(args)} failed:\n{done.stdout[-6000:]}"
-    return done.stdout
 
 
 # --- what the seeds say, computed in Python ---------------------------------------
@@ -265,19 +245,10 @@ def check_marts(query: Query, schema: str) -> None:
 
 # --- DuckDB ----------------------------------------------------------------------------
 
-DUCKDB_SCRIPT = """
-import duckdb, json, sys
-db = duckdb.connect(sys.argv[1], read_only=sys.argv[3] == "read")
-cursor = db.execute(sys.argv[2])
-names = [d[0] for d in cursor.description] if cursor.description else []
-rows = cursor.fetchall() if names else []
-print(json.dumps([dict(zip(names, row)) for row in rows], default=str))
-"""
-
 
 @dataclass
 class DuckDBProject:
-    """The integration project built into one DuckDB file."""
+    """The integration project built into one DuckDB file by one dbt session."""
 
     path: Path
     work: Path
@@ -285,41 +256,48 @@ class DuckDBProject:
 
     @property
     def env(self) -> dict[str, str]:
+        """dbt's environment: the profile's file and schemas, target and logs in `work`."""
         return {
+            "DBT_PROFILES_DIR": str(PROJECT),
+            "DBT_TARGET_PATH": str(self.work / "target"),
+            "DBT_LOG_PATH": str(self.work / "logs"),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "DBT_DUCKDB_PATH": str(self.path),
             "DBT_SCHEMA": self.schema,
             "DBT_AVICENNA_SCHEMA": self.schema,
         }
 
+    @cached_property
+    def session(self) -> DbtSession:
+        return DbtSession(DUCKDB_VENV / "python", PROJECT, self.env, self.work / "session.log")
+
     def build(self, *args: str) -> str:
-        return run_dbt(DUCKDB_VENV / "dbt", ["build", *args], self.env, self.work)
+        return self.session.dbt("build", *args)
 
     def execute(self, sql: str, mode: str = "read") -> Rows:
-        """SQL run by the dbt-duckdb utility's own duckdb (the tests' environment has none)."""
-        done = subprocess.run(
-            [str(DUCKDB_VENV / "python"), "-c", DUCKDB_SCRIPT, str(self.path), sql, mode],
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        return t.cast(Rows, json.loads(done.stdout))
+        """SQL run by the dbt session's duckdb (the tests' environment has none), in a
+        read-only transaction unless `mode` is "write"."""
+        return self.session.sql(sql, write=mode == "write")
 
     def query(self, sql: str) -> Rows:
         return self.execute(sql)
 
 
 @pytest.fixture(scope="module")
-def duckdb_project(tmp_path_factory: pytest.TempPathFactory) -> DuckDBProject:
+def duckdb_project(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[DuckDBProject]:
     if not (DUCKDB_VENV / "dbt").exists():
         pytest.fail("the dbt-duckdb utility is missing: run `bash scripts/setup.sh`", pytrace=False)
     work = tmp_path_factory.mktemp("dbt-duckdb")
     project = DuckDBProject(work / "warehouse.duckdb", work)
-    run_dbt(DUCKDB_VENV / "dbt", ["deps"], project.env, work)
-    # the seeds first: the survey models find the survey tables when they are compiled
-    run_dbt(DUCKDB_VENV / "dbt", ["seed"], project.env, work)
-    output = project.build()
-    assert "ERROR=0" in output and "WARN=0" in output, output[-3000:]
-    return project
+    try:
+        project.session.dbt("deps")
+        # the seeds first: the survey models find the survey tables when they are compiled
+        project.session.dbt("seed")
+        output = project.build()
+        assert "ERROR=0" in output and "WARN=0" in output, output[-3000:]
+        yield project
+    finally:
+        project.session.close()
 
 
 def test_given_generator_when_run_then_the_committed_seeds_are_its_output() -> None:
