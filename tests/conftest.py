@@ -76,21 +76,15 @@ def make_simulator(config: SimulatorConfig | None = None, **settings: t.Any) -> 
 
 @pytest.fixture
 def simulator() -> t.Iterator[Simulator]:
-    sim = make_simulator()
-    try:
+    with make_simulator() as sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 @pytest.fixture(scope="module")
 def simulator_module() -> t.Iterator[Simulator]:
     """One simulator for the tests of a module."""
-    sim = make_simulator()
-    try:
+    with make_simulator() as sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 def tap_config(sim: Simulator, **overrides: t.Any) -> dict[str, t.Any]:

@@ -183,10 +183,9 @@ class TapProcess:
     ) -> None:
         self.args = list(args)
         self.returncode: int | None = None
-        devnull = os.open(os.devnull, os.O_RDWR)
-        ends = [devnull, os.dup(devnull)]  # [devnull, stdin, stdout, stderr]: closed once sent
-        self.stdout = self._end(stdout, ends, devnull)
-        self.stderr = self._end(stderr, ends, devnull)
+        ends = [os.open(os.devnull, os.O_RDONLY)]  # stdin, stdout, stderr: closed once sent
+        self.stdout = self._end(stdout, ends)
+        self.stderr = self._end(stderr, ends)
         self._report, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         request = {
             "args": self.args,
@@ -194,20 +193,21 @@ class TapProcess:
             "cwd": str(cwd or os.getcwd()),
         }
         try:
-            self.pid = _Server.spawn(request, [*ends[1:], theirs.fileno()])
+            self.pid = _Server.spawn(request, [*ends, theirs.fileno()])
         finally:
             theirs.close()
             for fd in ends:
                 os.close(fd)
 
     @staticmethod
-    def _end(where: int | t.IO[t.Any], ends: list[int], devnull: int) -> t.IO[str] | None:
+    def _end(where: int | t.IO[t.Any], ends: list[int]) -> t.IO[str] | None:
+        """The child's end of `where`, added to `ends`; ours when it is a pipe."""
         if where == PIPE:
             read, write = os.pipe()
             ends.append(write)
             return open(read, encoding="utf-8")
         if where == DEVNULL:
-            ends.append(os.dup(devnull))
+            ends.append(os.open(os.devnull, os.O_WRONLY))
         else:
             assert not isinstance(where, int)
             ends.append(os.dup(where.fileno()))

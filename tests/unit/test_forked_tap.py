@@ -49,13 +49,10 @@ def test_given_relative_config_path_then_read_from_the_folder_given_like_python_
 
 def test_given_sigkill_then_returncode_says_so_and_pipes_end(tmp_path: Path) -> None:
     """A sync whose export never finishes ends only by the signal."""
-    sim = make_simulator(processing_delay=3600.0)
-    try:
+    with make_simulator(processing_delay=3600.0) as sim:
         (tmp_path / "config.json").write_text(json.dumps(tap_config(sim)))
         process = forked_tap.TapProcess(["--config", str(tmp_path / "config.json")])
         assert process.poll() is None
         process.kill()
         process.communicate(60)  # returns: both pipes end with the process
         assert process.returncode == -signal.SIGKILL
-    finally:
-        sim.stop()
