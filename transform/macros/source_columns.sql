@@ -29,15 +29,16 @@
   {{ avicenna_optional_column(names, '_sdc_batched_at', dbt.type_timestamp()) }}
 {%- endmacro %}
 
-{#- The survey tables the tap loaded (`survey_<name>` in var('avicenna_schema')),
+{#- The survey tables the tap loaded (`survey_<name>` in the source's schema, var('avicenna_schema')),
     restricted to var('avicenna_surveys') when it is set; a table without `participant_id`
     (a survey whose `columns` left it out) is left out with a warning. -#}
 {% macro avicenna_survey_relations() %}
   {% if not execute %}
     {{ return([]) }}
   {% endif %}
-  {% set schema = var('avicenna_schema', env_var('DBT_AVICENNA_SCHEMA', 'avicenna')) %}
-  {% set database = var('avicenna_database', none) or target.database %}
+  {#- the schema and database of the package's source, wherever its vars put it -#}
+  {% set participants = source('avicenna', 'participants') %}
+  {% set schema, database = participants.schema, participants.database %}
   {% set wanted = var('avicenna_surveys', none) %}
   {% set query %}
     select table_name from information_schema.tables

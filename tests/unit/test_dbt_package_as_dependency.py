@@ -1,0 +1,231 @@
+"""The dbt package (transform/) as a user installs it: a dbt project of their own, in a
+folder outside this checkout, that lists it in `packages.yml` (`local:`, and `git:` with
+`subdirectory: transform` from a file URL of a commit), sets its vars the two ways dbt
+and fivetran's packages document (scoped under `avicenna:`, and global), loads the
+integration seeds where a Hub-style loader writes, and selects from two of our marts in
+a model of its own, in DuckDB.
+
+Runs in one dbt-duckdb process (tests/unit/dbt_session.py); both projects share its
+DuckDB file and write to schemas of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import typing as t
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.unit.dbt_session import DbtSession
+from tests.unit.test_dbt_package import (
+    DUCKDB_VENV,
+    PROJECT,
+    ROOT,
+    as_date,
+    expected_compliance,
+    expected_yield,
+)
+
+TIMEZONE = "America/New_York"  # the seeds' zone: with the default, UTC, the days differ
+USER_MODEL = """\
+{#- The user's own model over two of the package's marts: a participant-day's prompts
+    and sensor readings. -#}
+with compliance as (
+    select * from {{ ref('avicenna', 'avicenna__compliance_daily') }}
+),
+
+data_yield as (
+    select participant_id, local_date, sum(readings) as readings
+    from {{ ref('avicenna__data_yield_daily') }}
+    group by participant_id, local_date
+),
+
+final as (
+    select
+        coalesce(compliance.participant_id, data_yield.participant_id) as participant_id,
+        coalesce(compliance.local_date, data_yield.local_date) as local_date,
+        coalesce(compliance.prompts_delivered, 0) as prompts_delivered,
+        coalesce(compliance.prompts_answered, 0) as prompts_answered,
+        coalesce(data_yield.readings, 0) as readings
+    from compliance
+    full outer join data_yield
+        on compliance.participant_id = data_yield.participant_id
+        and compliance.local_date = data_yield.local_date
+)
+
+select * from final
+"""
+# dbt's default puts a custom schema after the target's (`<target>_<custom>`); loaded
+# tables live in a schema of the loader's, which the seeds stand in for
+SCHEMA_MACRO = """\
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {{ custom_schema_name or target.schema }}
+{%- endmacro %}
+"""
+
+
+def snapshot_of_transform(destination: Path) -> str:
+    """A git repository at `destination` whose one commit holds transform/ as a clone of
+    this checkout would (tracked and unignored files, with their working-tree content);
+    returns the commit."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "transform"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
+            cwd=destination,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "snapshot")
+    return git("rev-parse", "HEAD")
+
+
+def write_user_project(
+    folder: Path, package: dict[str, str], vars_: dict[str, t.Any], source_schema: str
+) -> None:
+    """A user's dbt project in `folder`: the package, the vars, the integration seeds
+    (with their column types) in `source_schema`, and one model over two marts."""
+    integration = yaml.safe_load((PROJECT / "dbt_project.yml").read_text())
+    seed_types = integration["seeds"]["avicenna_integration_tests"]
+    (folder / "models").mkdir(parents=True)
+    (folder / "macros").mkdir()
+    shutil.copytree(PROJECT / "seeds", folder / "seeds")
+    project = {
+        "name": "study",
+        "version": "1.0.0",
+        "config-version": 2,
+        "profile": "study",
+        "vars": vars_,
+        "seeds": {"study": {"+schema": source_schema, **seed_types}},
+    }
+    (folder / "dbt_project.yml").write_text(yaml.safe_dump(project, sort_keys=False))
+    (folder / "packages.yml").write_text(yaml.safe_dump({"packages": [package]}))
+    profile = {
+        "study": {
+            "target": "dev",
+            "outputs": {
+                "dev": {
+                    "type": "duckdb",
+                    "path": "{{ env_var('DBT_DUCKDB_PATH') }}",
+                    "schema": folder.name,
+                    "threads": 2,
+                }
+            },
+        }
+    }
+    (folder / "profiles.yml").write_text(yaml.safe_dump(profile))
+    (folder / "macros" / "generate_schema_name.sql").write_text(SCHEMA_MACRO)
+    (folder / "models" / "study_days.sql").write_text(USER_MODEL)
+
+
+def expected_study_days() -> dict[tuple[int, dt.date], tuple[int, int, int]]:
+    """(prompts delivered, answered, readings) per participant-day, from the seeds."""
+    out: dict[tuple[int, dt.date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (participant, day), values in expected_compliance().items():
+        out[(participant, day)][0] = values["prompts_delivered"]
+        out[(participant, day)][1] = values["prompts_answered"]
+    for (participant, day, _sensor), counts in expected_yield().items():
+        out[(participant, day)][2] += counts["readings"]
+    return {key: (a, b, c) for key, (a, b, c) in out.items()}
+
+
+class UserProjects:
+    """The user's projects, run by one dbt session in `work`."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        env = {
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_DUCKDB_PATH": str(work / "warehouse.duckdb"),
+            "DBT_LOG_PATH": str(work / "logs"),
+        }
+        self.session = DbtSession(DUCKDB_VENV / "python", work, env, work / "session.log")
+
+    def dbt(self, folder: Path, *args: str) -> str:
+        return self.session.dbt(*args, "--project-dir", str(folder), "--profiles-dir", str(folder))
+
+    def build(self, folder: Path) -> str:
+        """`dbt deps`, the seeds (the loader's tables), then everything else."""
+        self.dbt(folder, "deps")
+        self.dbt(folder, "seed")
+        # after the seeds: the survey models find the survey tables when compiled
+        return self.dbt(folder, "build", "--exclude-resource-type", "seed")
+
+    def study_days(self, schema: str) -> dict[tuple[int, dt.date], tuple[int, int, int]]:
+        rows = self.session.sql(f"select * from {schema}.study_days", write=False)
+        return {
+            (int(r["participant_id"]), as_date(r["local_date"])): (
+                int(r["prompts_delivered"]),
+                int(r["prompts_answered"]),
+                int(r["readings"]),
+            )
+            for r in rows
+        }
+
+
+@pytest.fixture(scope="module")
+def user_projects(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[UserProjects]:
+    if not (DUCKDB_VENV / "dbt").exists():
+        pytest.fail("the dbt-duckdb utility is missing: run `bash scripts/setup.sh`", pytrace=False)
+    projects = UserProjects(tmp_path_factory.mktemp("dbt-user"))
+    try:
+        yield projects
+    finally:
+        projects.session.close()
+
+
+def test_given_local_package_and_scoped_vars_when_built_then_user_model_reads_the_marts(
+    user_projects: UserProjects,
+) -> None:
+    """`local:` path, vars under `avicenna:`, the loaded tables in the default schema
+    (`tap_avicenna`, where meltano's Hub loaders write for this extractor)."""
+    folder = user_projects.work / "study_local"
+    write_user_project(
+        folder,
+        {"local": str(ROOT / "transform")},
+        {"avicenna": {"avicenna_timezone": TIMEZONE}},
+        source_schema="tap_avicenna",
+    )
+    output = user_projects.build(folder)
+    assert "ERROR=0" in output and "WARN=0" in output, output[-3000:]
+    assert user_projects.study_days("study_local") == expected_study_days()
+
+
+def test_given_git_package_and_global_vars_when_built_then_user_model_reads_the_marts(
+    user_projects: UserProjects,
+) -> None:
+    """`git:` file URL of a commit with `subdirectory: transform`, vars set globally,
+    the loaded tables in a schema the user names."""
+    repository = user_projects.work / "tap-avicenna"
+    repository.mkdir()
+    commit = snapshot_of_transform(repository)
+    folder = user_projects.work / "study_git"
+    write_user_project(
+        folder,
+        {"git": repository.as_uri(), "revision": commit, "subdirectory": "transform"},
+        {"avicenna_timezone": TIMEZONE, "avicenna_schema": "raw_avicenna"},
+        source_schema="raw_avicenna",
+    )
+    output = user_projects.build(folder)
+    assert "ERROR=0" in output and "WARN=0" in output, output[-3000:]
+    assert user_projects.study_days("study_git") == expected_study_days()
