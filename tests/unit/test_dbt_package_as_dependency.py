@@ -124,12 +124,13 @@ def write_user_project(
         "study": {
             "target": "dev",
             "outputs": {
-                "dev": {
+                target: {
                     "type": "duckdb",
                     "path": "{{ env_var('DBT_DUCKDB_PATH') }}",
-                    "schema": folder.name,
+                    "schema": schema,
                     "threads": 2,
                 }
+                for target, schema in [("dev", folder.name), ("scratch", f"{folder.name}_scratch")]
             },
         }
     }
@@ -194,11 +195,11 @@ def user_projects(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[UserPr
         projects.session.close()
 
 
-def test_given_local_package_and_scoped_vars_when_built_then_user_model_reads_the_marts(
-    user_projects: UserProjects,
-) -> None:
+@pytest.fixture(scope="module")
+def local_project(user_projects: UserProjects) -> tuple[Path, str]:
     """`local:` path, vars under `avicenna:`, the loaded tables in the default schema
-    (`tap_avicenna`, where meltano's Hub loaders write for this extractor)."""
+    (`tap_avicenna`, where meltano's Hub loaders write for this extractor): the project's
+    folder and the output of its build."""
     folder = user_projects.work / "study_local"
     write_user_project(
         folder,
@@ -206,7 +207,13 @@ def test_given_local_package_and_scoped_vars_when_built_then_user_model_reads_th
         {"avicenna": {"avicenna_timezone": TIMEZONE}},
         source_schema="tap_avicenna",
     )
-    output = user_projects.build(folder)
+    return folder, user_projects.build(folder)
+
+
+def test_given_local_package_and_scoped_vars_when_built_then_user_model_reads_the_marts(
+    user_projects: UserProjects, local_project: tuple[Path, str]
+) -> None:
+    output = local_project[1]
     assert "ERROR=0" in output and "WARN=0" in output, output[-3000:]
     assert user_projects.study_days("study_local") == expected_study_days()
 
@@ -229,3 +236,57 @@ def test_given_git_package_and_global_vars_when_built_then_user_model_reads_the_
     output = user_projects.build(folder)
     assert "ERROR=0" in output and "WARN=0" in output, output[-3000:]
     assert user_projects.study_days("study_git") == expected_study_days()
+
+
+def test_given_tables_missing_from_the_source_schema_when_built_then_error_names_the_setting(
+    user_projects: UserProjects, local_project: tuple[Path, str]
+) -> None:
+    """A schema without the loaded tables, or without a sensor's or a listed survey's,
+    fails the models that read them with the schema and the var to set; no survey table
+    at all warns that the survey models are empty. Built into a target schema of its own
+    (`--target scratch`), so the project's models stay as they were."""
+    folder = local_project[0]
+    user_projects.session.sql(
+        "create schema if not exists partial;"
+        " create or replace table partial.participants as"
+        " select * from tap_avicenna.participants",
+        write=True,
+    )
+
+    def run(selector: str, vars_: str) -> tuple[bool, str]:
+        return user_projects.session.dbt_outcome(
+            "run",
+            "--select",
+            selector,
+            "--vars",
+            vars_,
+            "--target",
+            "scratch",
+            "--project-dir",
+            str(folder),
+            "--profiles-dir",
+            str(folder),
+        )
+
+    ok, output = run(
+        "stg_avicenna__participants stg_avicenna__survey_prompts", "{avicenna_schema: nowhere}"
+    )
+    assert not ok and "OK created" not in output, output[-3000:]
+    assert "avicenna: no table participants in schema nowhere" in output, output[-3000:]
+    assert "set the var avicenna_schema" in output, output[-3000:]
+
+    # participants only: the GPS model fails, the survey model warns and builds empty
+    ok, output = run("stg_avicenna__gps stg_avicenna__survey_prompts", "{avicenna_schema: partial}")
+    assert not ok and "avicenna: no table sensor_gps in schema partial" in output, output[-3000:]
+    assert "avicenna__using_gps: false" in output, output[-3000:]
+    assert "avicenna: no survey_* table in schema partial" in output, output[-3000:]
+    assert "OK created sql view model study_local_scratch.stg_avicenna__survey_prompts" in output
+
+    ok, output = run(
+        "stg_avicenna__survey_prompts", "{avicenna_schema: partial, avicenna_surveys: []}"
+    )
+    assert ok and "no survey_* table" not in output, output[-3000:]
+
+    ok, output = run("stg_avicenna__survey_prompts", "{avicenna_surveys: [ema, daily]}")
+    assert not ok, output[-3000:]
+    assert "avicenna_surveys lists daily but schema tap_avicenna" in output, output[-3000:]
