@@ -290,3 +290,68 @@ def test_given_tables_missing_from_the_source_schema_when_built_then_error_names
     ok, output = run("stg_avicenna__survey_prompts", "{avicenna_surveys: [ema, daily]}")
     assert not ok, output[-3000:]
     assert "avicenna_surveys lists daily but schema tap_avicenna" in output, output[-3000:]
+
+
+def test_given_loaded_days_with_holes_when_tested_then_the_gap_test_names_them(
+    user_projects: UserProjects, local_project: tuple[Path, str]
+) -> None:
+    """The issue's case: a fresh database loaded from an old state, whose sensor tables
+    start days after the participations, or skip days inside them. The seeds' tables
+    without their first local day (03-01; the accelerometer's next day is 03-04) and
+    with the GPS day 03-02 loaded again 5 days later: the gap test warns about those two
+    (the complete seeds pass it: see the first test), and fails the build with
+    avicenna_gaps_severity: error."""
+    folder = local_project[0]
+    assert "PASS avicenna_loaded_days_have_no_gaps" in local_project[1]
+    first_local_day_ends = "2025-03-02 05:00:00"  # UTC: midnight in America/New_York
+    tables = ("participants", "sensor_gps", "sensor_accelerometer", "sensor_battery")
+    user_projects.session.sql(
+        "create schema if not exists gapped;"
+        + "".join(
+            f" create or replace table gapped.{table} as select * from tap_avicenna.{table};"
+            for table in tables
+        )
+        + "".join(
+            f" delete from gapped.{table} where record_time < timestamp '{first_local_day_ends}';"
+            for table in tables[1:]
+        )
+        + " insert into gapped.sensor_gps by name select md5(_row_id || 'later') as _row_id,"
+        " * exclude (_row_id, record_time), record_time + interval 5 day as record_time"
+        " from gapped.sensor_gps",
+        write=True,
+    )
+
+    def dbt(*args: str, vars_: str = "{avicenna_schema: gapped}") -> tuple[bool, str]:
+        return user_projects.session.dbt_outcome(
+            *args,
+            "--vars",
+            vars_,
+            "--target",
+            "scratch",
+            "--project-dir",
+            str(folder),
+            "--profiles-dir",
+            str(folder),
+        )
+
+    ok, output = dbt("run", "--full-refresh", "--select", "+avicenna_loaded_days_have_no_gaps")
+    assert ok, output[-3000:]
+    ok, output = dbt("test", "--store-failures", "--select", "avicenna_loaded_days_have_no_gaps")
+    assert ok and "WARN 2 avicenna_loaded_days_have_no_gaps" in output, output[-3000:]
+    gaps = user_projects.session.sql(
+        "select * from dbt_test__audit.avicenna_loaded_days_have_no_gaps order by stream",
+        write=False,
+    )
+    columns = ("stream", "problem", "first_missing_day", "last_missing_day", "missing_days")
+    assert [tuple(str(row[c]) for c in columns) for row in gaps] == [
+        ("sensor_accelerometer", "late_start", "2025-03-01", "2025-03-03", "3"),
+        ("sensor_gps", "empty_days", "2025-03-03", "2025-03-06", "4"),
+    ]
+
+    ok, output = dbt(
+        "test",
+        "--select",
+        "avicenna_loaded_days_have_no_gaps",
+        vars_="{avicenna_schema: gapped, avicenna_gaps_severity: error}",
+    )
+    assert not ok and "FAIL 2 avicenna_loaded_days_have_no_gaps" in output, output[-3000:]
