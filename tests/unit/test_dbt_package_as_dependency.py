@@ -163,7 +163,19 @@ class UserProjects:
         self.session = DbtSession(DUCKDB_VENV / "python", work, env, work / "session.log")
 
     def dbt(self, folder: Path, *args: str) -> str:
-        return self.session.dbt(*args, "--project-dir", str(folder), "--profiles-dir", str(folder))
+        return self.session.dbt(*args, *self.project(folder))
+
+    def scratch(self, folder: Path, vars_: str, *args: str) -> tuple[bool, str]:
+        """dbt `args` in the project of `folder` with `--vars vars_`, into its target
+        `scratch` (a schema of its own, so its models stay as they were): whether dbt
+        succeeded, and its output."""
+        return self.session.dbt_outcome(
+            *args, "--vars", vars_, "--target", "scratch", *self.project(folder)
+        )
+
+    @staticmethod
+    def project(folder: Path) -> tuple[str, ...]:
+        return ("--project-dir", str(folder), "--profiles-dir", str(folder))
 
     def build(self, folder: Path) -> str:
         """`dbt deps`, the seeds (the loader's tables), then everything else."""
@@ -254,19 +266,7 @@ def test_given_tables_missing_from_the_source_schema_when_built_then_error_names
     )
 
     def run(selector: str, vars_: str) -> tuple[bool, str]:
-        return user_projects.session.dbt_outcome(
-            "run",
-            "--select",
-            selector,
-            "--vars",
-            vars_,
-            "--target",
-            "scratch",
-            "--project-dir",
-            str(folder),
-            "--profiles-dir",
-            str(folder),
-        )
+        return user_projects.scratch(folder, vars_, "run", "--select", selector)
 
     ok, output = run(
         "stg_avicenna__participants stg_avicenna__survey_prompts", "{avicenna_schema: nowhere}"
@@ -322,17 +322,7 @@ def test_given_loaded_days_with_holes_when_tested_then_the_gap_test_names_them(
     )
 
     def dbt(*args: str, vars_: str = "{avicenna_schema: gapped}") -> tuple[bool, str]:
-        return user_projects.session.dbt_outcome(
-            *args,
-            "--vars",
-            vars_,
-            "--target",
-            "scratch",
-            "--project-dir",
-            str(folder),
-            "--profiles-dir",
-            str(folder),
-        )
+        return user_projects.scratch(folder, vars_, *args)
 
     ok, output = dbt("run", "--full-refresh", "--select", "+avicenna_loaded_days_have_no_gaps")
     assert ok, output[-3000:]
