@@ -101,12 +101,19 @@ def snapshot_of_transform(destination: Path) -> str:
 
 
 def write_user_project(
-    folder: Path, package: dict[str, str], vars_: dict[str, t.Any], source_schema: str
+    folder: Path,
+    package: dict[str, str],
+    vars_: dict[str, t.Any],
+    source_schema: str,
+    aliases: t.Mapping[str, str] = {},
 ) -> None:
     """A user's dbt project in `folder`: the package, the vars, the integration seeds
-    (with their column types) in `source_schema`, and one model over two marts."""
+    (with their column types) in `source_schema`, those of `aliases` loaded under
+    another name, and one model over two marts."""
     integration = yaml.safe_load((PROJECT / "dbt_project.yml").read_text())
     seed_types = integration["seeds"]["avicenna_integration_tests"]
+    for seed, alias in aliases.items():
+        seed_types[seed]["+alias"] = alias
     (folder / "models").mkdir(parents=True)
     (folder / "macros").mkdir()
     shutil.copytree(PROJECT / "seeds", folder / "seeds")
@@ -234,7 +241,8 @@ def test_given_git_package_and_global_vars_when_built_then_user_model_reads_the_
     user_projects: UserProjects,
 ) -> None:
     """`git:` file URL of a commit with `subdirectory: transform`, vars set globally,
-    the loaded tables in a schema the user names."""
+    the loaded tables in a schema the user names, one of them under another name (the
+    fivetran-style `avicenna_<table>_identifier` var)."""
     repository = user_projects.work / "tap-avicenna"
     repository.mkdir()
     commit = snapshot_of_transform(repository)
@@ -242,8 +250,13 @@ def test_given_git_package_and_global_vars_when_built_then_user_model_reads_the_
     write_user_project(
         folder,
         {"git": repository.as_uri(), "revision": commit, "subdirectory": "transform"},
-        {"avicenna_timezone": TIMEZONE, "avicenna_schema": "raw_avicenna"},
+        {
+            "avicenna_timezone": TIMEZONE,
+            "avicenna_schema": "raw_avicenna",
+            "avicenna_sensor_battery_identifier": "battery_readings",
+        },
         source_schema="raw_avicenna",
+        aliases={"sensor_battery": "battery_readings"},
     )
     output = user_projects.build(folder)
     assert "ERROR=0" in output and "WARN=0" in output, output[-3000:]
@@ -279,6 +292,7 @@ def test_given_tables_missing_from_the_source_schema_when_built_then_error_names
     ok, output = run("stg_avicenna__gps stg_avicenna__survey_prompts", "{avicenna_schema: partial}")
     assert not ok and "avicenna: no table sensor_gps in schema partial" in output, output[-3000:]
     assert "avicenna__using_gps: false" in output, output[-3000:]
+    assert "set the var avicenna_sensor_gps_identifier" in output, output[-3000:]
     assert "avicenna: no survey_* table in schema partial" in output, output[-3000:]
     assert "OK created sql view model study_local_scratch.stg_avicenna__survey_prompts" in output
 

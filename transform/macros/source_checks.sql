@@ -7,12 +7,12 @@
 {% macro avicenna_source(table) %}
   {%- set relation = source('avicenna', table) -%}
   {%- if execute and adapter.get_relation(relation.database, relation.schema, relation.identifier) is none -%}
-    {%- set hint = "" -%}
+    {%- set hint = "; if the table has another name, set the var avicenna_" ~ table ~ "_identifier" -%}
     {%- if table.startswith('sensor_') -%}
-      {%- set hint = ", or set the var avicenna__using_" ~ table[7:] ~ ": false if the tap loads no " ~ table ~ " stream" -%}
+      {%- set hint = hint ~ "; if the tap loads no such stream, set the var avicenna__using_" ~ table[7:] ~ ": false" -%}
     {%- endif -%}
     {{ exceptions.raise_compiler_error(
-        "avicenna: no table " ~ table ~ " in schema " ~ relation.schema ~ " ("
+        "avicenna: no table " ~ relation.identifier ~ " in schema " ~ relation.schema ~ " ("
         ~ (relation.database ~ "." if relation.database else "") ~ relation.schema
         ~ "), where the dbt package reads the loaded tables: set the var avicenna_schema"
         ~ " (or the DBT_AVICENNA_SCHEMA variable) to the loader's default_target_schema"
