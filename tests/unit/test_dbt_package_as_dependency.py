@@ -317,16 +317,22 @@ def test_given_loaded_days_with_holes_when_tested_then_the_gap_test_names_them(
     avicenna_gaps_severity: error."""
     folder = local_project[0]
     assert "PASS avicenna_loaded_days_have_no_gaps" in local_project[1]
-    first_local_day_ends = "2025-03-02 05:00:00"  # UTC: midnight in America/New_York
+    # UTC instants of local midnights in America/New_York; participants 1-3 until 03-05
+    # are the study the generator's docstring describes
+    first_day_ends, study_ends = "2025-03-02 05:00:00", "2025-03-05 05:00:00"
+    study = "participant_id in (1, 2, 3)"
     tables = ("participants", "sensor_gps", "sensor_accelerometer", "sensor_battery")
     user_projects.session.sql(
         "create schema if not exists gapped;"
         + "".join(
-            f" create or replace table gapped.{table} as select * from tap_avicenna.{table};"
+            f" create or replace table gapped.{table} as select * from tap_avicenna.{table}"
+            f" where {study}"
+            + ("" if table == "participants" else f" and record_time < timestamp '{study_ends}'")
+            + ";"
             for table in tables
         )
         + "".join(
-            f" delete from gapped.{table} where record_time < timestamp '{first_local_day_ends}';"
+            f" delete from gapped.{table} where record_time < timestamp '{first_day_ends}';"
             for table in tables[1:]
         )
         + " insert into gapped.sensor_gps by name select md5(_row_id || 'later') as _row_id,"

@@ -36,9 +36,15 @@ stream_days as (
     from data_yield
 ),
 
+{#- each participant's first and last loaded day of each stream #}
 stream_participants as (
-    select distinct 'sensor_' || sensor as stream, participant_id
+    select
+        'sensor_' || sensor as stream,
+        participant_id,
+        min(local_date) as first_loaded_day,
+        max(local_date) as last_loaded_day
     from data_yield
+    group by sensor, participant_id
 ),
 
 stream_spans as (
@@ -86,7 +92,8 @@ empty_runs as (
     where {{ dbt.datediff('local_date', 'next_loaded_day', 'day') }} - 1 > {{ max_empty_days }}
 ),
 
-{#- ... while one of the stream's participants was in participation #}
+{#- ... inside the participation of a participant with rows of the stream before and
+    after them (one who stopped sending, or whose rows are all elsewhere, is not a gap) #}
 empty_runs_in_participation as (
     select empty_runs.*
     from empty_runs
@@ -95,8 +102,10 @@ empty_runs_in_participation as (
         from stream_participants
         inner join expected on expected.participant_id = stream_participants.participant_id
         where stream_participants.stream = empty_runs.stream
+            and stream_participants.first_loaded_day < empty_runs.first_missing_day
+            and stream_participants.last_loaded_day > empty_runs.last_missing_day
             and expected.expected_from <= empty_runs.first_missing_day
-            and (expected.end_local_date is null or expected.end_local_date >= empty_runs.first_missing_day)
+            and (expected.end_local_date is null or expected.end_local_date >= empty_runs.last_missing_day)
     )
 ),
 
