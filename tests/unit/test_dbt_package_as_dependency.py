@@ -3,7 +3,8 @@ folder outside this checkout, that lists it in `packages.yml` (`local:`, and `gi
 `subdirectory: transform` from a file URL of a commit), sets its vars the two ways dbt
 and fivetran's packages document (scoped under `avicenna:`, and global), loads the
 integration seeds where a Hub-style loader writes, and selects from two of our marts in
-a model of its own, in DuckDB.
+a model of its own, in DuckDB. From that project: the errors and warnings of tables
+missing from the source schema, and the gap test on loaded days with holes.
 
 Runs in one dbt-duckdb process (tests/unit/dbt_session.py); both projects share its
 DuckDB file and write to schemas of their own.
