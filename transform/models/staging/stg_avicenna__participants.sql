@@ -1,4 +1,4 @@
-{%- set source_relation = source('avicenna', 'participants') -%}
+{%- set source_relation = avicenna_source('participants') -%}
 {%- set names = avicenna_column_names(source_relation) -%}
 {%- set dropped = var('avicenna_dropped_participant_statuses', ['dropped']) -%}
 
