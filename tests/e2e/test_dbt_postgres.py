@@ -30,13 +30,13 @@ from tests.e2e.conftest import (
     run,
     tap_env,
 )
+from tests.unit.mart_truth import close
 from tests.unit.test_dbt_package import (
     MARTS,
     PROJECT,
     Rows,
     assert_same_tables,
     check_marts,
-    close,
     compliance,
 )
 

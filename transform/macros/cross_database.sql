@@ -62,3 +62,37 @@
         * power(sin(radians(({{ lon2 }}) - ({{ lon1 }})) / 2), 2)
   ))))
 {%- endmacro %}
+
+{#- A local wall-clock timestamp (without zone) in var('avicenna_timezone') as the UTC
+    instant it names, without zone: the inverse of avicenna_local_time. -#}
+{% macro avicenna_utc_time(column) -%}
+  {%- set tz = var('avicenna_timezone', 'UTC') -%}
+  {%- if tz | upper == 'UTC' -%}
+    {{ column }}
+  {%- else -%}
+    {{ adapter.dispatch('avicenna_utc_time', 'avicenna')(column, tz) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro default__avicenna_utc_time(column, tz) -%}
+  (({{ column }}) at time zone '{{ tz }}') at time zone 'UTC'
+{%- endmacro %}
+
+{% macro duckdb__avicenna_utc_time(column, tz) -%}
+  timezone('UTC', timezone('{{ tz }}', {{ column }}))
+{%- endmacro %}
+
+{#- The UTC instants at which the local day `local_date` starts and ends (its local
+    midnight and the next): 23, 24 or 25 hours apart around daylight-saving changes. -#}
+{% macro avicenna_day_start(local_date) -%}
+  {{ avicenna_utc_time('cast(' ~ local_date ~ ' as ' ~ dbt.type_timestamp() ~ ')') }}
+{%- endmacro %}
+
+{% macro avicenna_day_end(local_date) -%}
+  {{ avicenna_utc_time(dbt.dateadd('day', 1, 'cast(' ~ local_date ~ ' as ' ~ dbt.type_timestamp() ~ ')')) }}
+{%- endmacro %}
+
+{#- The real length of the local day `local_date` in hours (23, 24 or 25). -#}
+{% macro avicenna_day_hours(local_date) -%}
+  ({{ avicenna_seconds_between(avicenna_day_start(local_date), avicenna_day_end(local_date)) }} / 3600.0)
+{%- endmacro %}
