@@ -266,6 +266,8 @@ class Study:
     def compliance_per_survey(self) -> dict[tuple[t.Any, ...], Values]:
         """avicenna__compliance_survey_daily, with `is_provisional`."""
         out = compliance_by(self.sessions(), self.days.date, True, self.statuses)
+        if not out:
+            return out
         loads = [r.get("_sdc_batched_at") for _, r in self.sessions()]
         loaded = [instant(x) for x in loads if x not in (None, "")]
         last_sync = self.days.date(
