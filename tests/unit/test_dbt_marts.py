@@ -15,7 +15,7 @@ import typing as t
 import pytest
 
 from tests.unit.mart_truth import Study, assert_marts_match
-from tests.unit.test_dbt_package import DUCKDB_VENV, DuckDBProject, by_day, seed_study
+from tests.unit.test_dbt_package import DuckDBProject, by_day, seed_study, seeded_project
 
 SYDNEY = "Australia/Sydney"
 NEW_YORK = "America/New_York"
@@ -24,16 +24,8 @@ KEEP_SEEDS = ("--exclude-resource-type", "seed")
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[DuckDBProject]:
-    if not (DUCKDB_VENV / "dbt").exists():
-        pytest.fail("the dbt-duckdb utility is missing: run `bash scripts/setup.sh`", pytrace=False)
-    work = tmp_path_factory.mktemp("dbt-duckdb-vars")
-    built = DuckDBProject(work / "warehouse.duckdb", work)
-    try:
-        built.session.dbt("deps")
-        built.session.dbt("seed")
-        yield built
-    finally:
-        built.session.close()
+    with seeded_project(tmp_path_factory) as seeded:
+        yield seeded
 
 
 def build(project: DuckDBProject, variables: dict[str, t.Any], *select: str) -> str:

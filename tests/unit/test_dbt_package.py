@@ -9,6 +9,7 @@ PostgreSQL in tests/e2e/test_dbt_postgres.py.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import importlib.util
@@ -246,8 +247,9 @@ class DuckDBProject:
         return self.execute(sql)
 
 
-@pytest.fixture(scope="module")
-def duckdb_project(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[DuckDBProject]:
+@contextlib.contextmanager
+def seeded_project(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[DuckDBProject]:
+    """A new DuckDB file with the package's dependencies installed and the seeds loaded."""
     if not (DUCKDB_VENV / "dbt").exists():
         pytest.fail("the dbt-duckdb utility is missing: run `bash scripts/setup.sh`", pytrace=False)
     work = tmp_path_factory.mktemp("dbt-duckdb")
@@ -256,11 +258,17 @@ def duckdb_project(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[DuckD
         project.session.dbt("deps")
         # the seeds first: the survey models find the survey tables when they are compiled
         project.session.dbt("seed")
-        output = project.build()
-        assert "ERROR=0" in output and "WARN=0" in output, output[-3000:]
         yield project
     finally:
         project.session.close()
+
+
+@pytest.fixture(scope="module")
+def duckdb_project(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[DuckDBProject]:
+    with seeded_project(tmp_path_factory) as project:
+        output = project.build()
+        assert "ERROR=0" in output and "WARN=0" in output, output[-3000:]
+        yield project
 
 
 def test_given_generator_when_run_then_the_committed_seeds_are_its_output() -> None:
