@@ -263,6 +263,25 @@ class Study:
         """avicenna__compliance_daily: every survey pooled."""
         return compliance_by(self.sessions(), self.days.date, False, self.statuses)
 
+    def compliance_per_participant(self) -> dict[tuple[t.Any, ...], Values]:
+        """avicenna__compliance_participant: every prompt of the participant, pooled."""
+        sessions: dict[tuple[t.Any, ...], list[Row]] = defaultdict(list)
+        days: dict[tuple[t.Any, ...], set[dt.date]] = defaultdict(set)
+        for _, row in self.sessions():
+            if present(row, "prompt_time"):
+                key = (int(row["participant_id"]),)
+                sessions[key].append(row)
+                days[key].add(self.days.date(instant(row["prompt_time"])))
+        return {
+            key: {
+                "days_with_prompts": len(days[key]),
+                "first_prompt_date": min(days[key]),
+                "last_prompt_date": max(days[key]),
+                **compliance_measures(rows, self.statuses),
+            }
+            for key, rows in sessions.items()
+        }
+
     def compliance_per_survey(self) -> dict[tuple[t.Any, ...], Values]:
         """avicenna__compliance_survey_daily, with `is_provisional`."""
         out = compliance_by(self.sessions(), self.days.date, True, self.statuses)
@@ -339,6 +358,10 @@ class Study:
         """Each mart's key columns and expected values by key."""
         out = {
             "avicenna__compliance_daily": (("participant_id", "local_date"), self.compliance()),
+            "avicenna__compliance_participant": (
+                ("participant_id",),
+                self.compliance_per_participant(),
+            ),
             "avicenna__compliance_survey_daily": (
                 ("participant_id", "local_date", "survey_name"),
                 self.compliance_per_survey(),
@@ -380,9 +403,15 @@ def assert_marts_match(
             sorted(set(expected) - set(actual))[:5],
         )
         for key, values in expected.items():
-            differ = {
-                name: (actual[key][name], value)
+            got = {
+                name: as_date(actual[key][name])
+                if isinstance(value, dt.date) and actual[key][name] is not None
+                else actual[key][name]
                 for name, value in values.items()
-                if not same_value(actual[key][name], value)
+            }
+            differ = {
+                name: (got[name], value)
+                for name, value in values.items()
+                if not same_value(got[name], value)
             }
             assert not differ, f"{mart} {key}: (mart, recomputed) {differ}"
