@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -111,15 +112,17 @@ def run(
     env: t.Mapping[str, str],
     what: str,
     timeout: float = RUN_TIMEOUT,
+    cwd: Path = ROOT,
 ) -> Done:
-    """Run a command in the project root, capturing (and leak-checking) its output."""
+    """Run a command in `cwd` (the project root), capturing (and leak-checking) its
+    output."""
     argv = [str(part) for part in command]
     shown = shlex.join(argv)
     started = time.monotonic()
     try:
         done = subprocess.run(
             argv,
-            cwd=ROOT,
+            cwd=cwd,
             env=dict(env),
             capture_output=True,
             text=True,
@@ -381,3 +384,121 @@ def describe_difference(expected: Counter[t.Any], actual: Counter[t.Any], limit:
         f"{sum(missing.values())} expected row(s) missing, {sum(extra.values())} unexpected; "
         f"missing e.g. {list(missing)[:limit]}; unexpected e.g. {list(extra)[:limit]}"
     )
+
+
+# --- the package as users install it --------------------------------------------------
+
+UV = BIN / "uv"
+# what must not reach a process of the installed package: this checkout on its path, or
+# this checkout's virtual environment
+_CHECKOUT_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
+
+
+def outside_env(*, path_first: Path | None = None) -> dict[str, str]:
+    """The environment of a user's shell: no tap, target or meltano settings, nothing
+    pointing into this checkout, meltano kept off the network; `path_first` (a venv's
+    bin/) leads PATH."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_FOREIGN_ENV) and k not in _CHECKOUT_ENV
+    }
+    paths = [p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(ROOT))]
+    if path_first is not None:
+        paths.insert(0, str(path_first))
+    env.update(
+        PATH=os.pathsep.join(paths),
+        UV_PYTHON_DOWNLOADS="never",
+        MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
+        MELTANO_CLI_DISABLE_VERSION_CHECK="true",
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class Built:
+    """The sdist and the wheel of this checkout's tracked files."""
+
+    sdist: Path
+    wheel: Path
+
+
+def tracked_files(under: str = "") -> list[str]:
+    """`git ls-files` of the checkout (or of its folder `under`)."""
+    done = subprocess.run(
+        ["git", "ls-files", "-z", "--", under or "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return sorted(name for name in done.stdout.split("\0") if name)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """Build once per test run what a release uploads: a copy of the tracked files (a
+    fresh clone's content; nothing left in this checkout's build/) to an sdist, and the
+    wheel built from that sdist (`uv build`, as `python -m build` does)."""
+    base = tmp_path_factory.mktemp("build")
+    source = base / "source"
+    for name in tracked_files():
+        target = source / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (ROOT / name).is_file():  # a file deleted but not yet committed is skipped
+            shutil.copy2(ROOT / name, target)
+    dist = base / "dist"
+    done = run(
+        [UV, "build", "--python", PYTHON, "--out-dir", dist, source],
+        env=outside_env(),
+        what="uv build",
+        cwd=base,
+    )
+    assert done.returncode == 0, done.tail()
+    (sdist,) = dist.glob("*.tar.gz")
+    (wheel,) = dist.glob("*.whl")
+    return Built(sdist, wheel)
+
+
+def new_venv(folder: Path, *requirements: str | Path) -> Path:
+    """A fresh virtual environment at `folder` (this Python, no packages of this
+    checkout) with `requirements` installed by uv; its bin/."""
+    env = outside_env()
+    made = run(
+        [UV, "venv", "-q", "--python", PYTHON, folder], env=env, what="uv venv", cwd=folder.parent
+    )
+    assert made.returncode == 0, made.tail()
+    installed = run(
+        [UV, "pip", "install", "-q", "--python", folder / "bin" / "python", *requirements],
+        env=env,
+        what="uv pip install",
+        cwd=folder.parent,
+    )
+    assert installed.returncode == 0, installed.tail()
+    return folder / "bin"
+
+
+@contextlib.contextmanager
+def simulator_process(bin_dir: Path, cwd: Path) -> t.Iterator[str]:
+    """`tap-avicenna-simulator` of `bin_dir` on a free port (default data set, exports
+    ready after 0.1 s) until the block ends; its URL."""
+    proc = subprocess.Popen(
+        [str(bin_dir / "tap-avicenna-simulator"), "--port", "0", "--processing-delay", "0.1"],
+        cwd=cwd,
+        env=outside_env(path_first=bin_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # "Avicenna simulator listening on <url>", or EOF
+        listening = re.search(r"listening on (http://\S+)", line)
+        assert listening, f"tap-avicenna-simulator printed {line!r}, exit code {proc.poll()}"
+        yield listening.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
