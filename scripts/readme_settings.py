@@ -153,7 +153,7 @@ def hub_definition(about_json: str) -> str:
         "capabilities": sorted(about_info["capabilities"]),
         **_settings(about_info["settings"], every=True),
     }
-    text = yaml.safe_dump(definition, sort_keys=False, width=90, allow_unicode=True)
+    text: str = yaml.safe_dump(definition, sort_keys=False, width=90, allow_unicode=True)
     return HUB_HEADER + text
 
 
