@@ -12,16 +12,20 @@ Every subprocess output goes through the secret-leak check of tests/conftest.py.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import decimal
+import functools
 import json
 import os
 import re
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import typing as t
 import uuid
@@ -142,17 +146,50 @@ def run(
     return result
 
 
+@functools.cache
+def system_database() -> Path:
+    """The meltano system database (state, runs) of the e2e tests' runs in the project
+    of this checkout: a file of their own, deleted at exit, so that no test ever reads or
+    writes the state of the developer's `dev` environment in .meltano/meltano.db."""
+    folder = Path(tempfile.mkdtemp(prefix="tap-avicenna-e2e-meltano-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder / "meltano.db"
+
+
 def base_env(pg_port: int) -> dict[str, str]:
     """The caller's environment without its tap/target/meltano settings, plus the
-    PostgreSQL password and port and meltano kept off the network."""
+    PostgreSQL password and port, the tests' own meltano system database and meltano
+    kept off the network."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV)}
     env.update(
         TARGET_POSTGRES_PASSWORD=PG_PASSWORD,
         TARGET_POSTGRES_PORT=str(pg_port),
+        MELTANO_DATABASE_URI=f"sqlite:///{system_database()}",
         MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
         MELTANO_CLI_DISABLE_VERSION_CHECK="true",
     )
     return env
+
+
+def project_states() -> list[tuple[t.Any, ...]]:
+    """Every row of the state table of this checkout's meltano system database (none
+    when it has none yet)."""
+    path = ROOT / ".meltano" / "meltano.db"
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        if not db.execute("select 1 from sqlite_master where name = 'state'").fetchone():
+            return []
+        return sorted(db.execute("select * from state").fetchall(), key=repr)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_state_untouched() -> t.Iterator[None]:
+    """No e2e test changes the state of this checkout's meltano project (the README's
+    `meltano run tap-avicenna target-postgres` resumes from it)."""
+    before = project_states()
+    yield
+    assert project_states() == before, "an e2e test wrote this checkout's meltano state"
 
 
 def tap_env(settings: t.Mapping[str, t.Any]) -> dict[str, str]:
@@ -416,7 +453,7 @@ def outside_env(*, path_first: Path | None = None) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Built:
+class PackageBuild:
     """The sdist and the wheel of this checkout's tracked files."""
 
     sdist: Path
@@ -436,7 +473,7 @@ def tracked_files(under: str = "") -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+def package_build(tmp_path_factory: pytest.TempPathFactory) -> PackageBuild:
     """Build once per test run what a release uploads: a copy of the tracked files (a
     fresh clone's content; nothing left in this checkout's build/) to an sdist, and the
     wheel built from that sdist (`uv build`, as `python -m build` does)."""
@@ -457,7 +494,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     assert done.returncode == 0, done.tail()
     (sdist,) = dist.glob("*.tar.gz")
     (wheel,) = dist.glob("*.whl")
-    return Built(sdist, wheel)
+    return PackageBuild(sdist, wheel)
 
 
 def new_venv(folder: Path, *requirements: str | Path) -> Path:

@@ -6,8 +6,9 @@ and their working folder is outside it. The simulator is the installed package's
 `tap-avicenna-simulator`; the expected rows come from the simulator of this checkout,
 which is deterministic (same data set, same seed).
 
-E2e (it runs in the one process of the e2e tests): the wheel is built once per test
-run (`built` in tests/e2e/conftest.py) and shared with tests/e2e/test_meltano_project.py.
+E2e (it runs in the one process of the e2e tests): the wheel is built once per test run
+(`package_build` in tests/e2e/conftest.py) and shared with
+tests/e2e/test_meltano_project.py.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from tap_avicenna.simulator import Simulator, default_config
 from tests.conftest import API_KEY, STUDY_ID, USERNAME, multiset
 from tests.e2e.conftest import (
     ROOT,
-    Built,
     Done,
+    PackageBuild,
     new_venv,
     outside_env,
     run,
@@ -52,9 +53,9 @@ SETTINGS: dict[str, t.Any] = {
 
 
 @pytest.fixture(scope="module")
-def installed(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed(package_build: PackageBuild, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """bin/ of a fresh virtual environment with the wheel installed."""
-    return new_venv(tmp_path_factory.mktemp("installed") / "venv", built.wheel)
+    return new_venv(tmp_path_factory.mktemp("installed") / "venv", package_build.wheel)
 
 
 def in_venv(bin_dir: Path, *args: str | Path, what: str) -> Done:
@@ -69,13 +70,15 @@ def in_venv(bin_dir: Path, *args: str | Path, what: str) -> Done:
     return done
 
 
-def test_given_built_wheel_then_it_holds_every_tracked_file_of_the_package(built: Built) -> None:
+def test_given_built_wheel_then_it_holds_every_tracked_file_of_the_package(
+    package_build: PackageBuild,
+) -> None:
     """Every module and data file of tap_avicenna/ (git ls-files) is in the wheel and
     in the sdist, so a subpackage or data file left out fails here."""
-    with zipfile.ZipFile(built.wheel) as wheel:
+    with zipfile.ZipFile(package_build.wheel) as wheel:
         in_wheel = set(wheel.namelist())
 
-    with tarfile.open(built.sdist) as sdist:
+    with tarfile.open(package_build.sdist) as sdist:
         root = sdist.getnames()[0].split("/", 1)[0]
         in_sdist = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     package = tracked_files("tap_avicenna")
@@ -90,13 +93,19 @@ def test_given_built_wheel_then_it_holds_every_tracked_file_of_the_package(built
     assert {name.split("/", 1)[0] for name in in_wheel} == {"tap_avicenna", dist_info}
 
 
-def test_given_built_artifacts_then_twine_check_passes(built: Built) -> None:
+def test_given_built_artifacts_then_twine_check_passes(package_build: PackageBuild) -> None:
     """What a package index would show: the metadata and the README render."""
     done = run(
-        [ROOT / ".venv" / "bin" / "twine", "check", "--strict", built.sdist, built.wheel],
+        [
+            ROOT / ".venv" / "bin" / "twine",
+            "check",
+            "--strict",
+            package_build.sdist,
+            package_build.wheel,
+        ],
         env=outside_env(),
         what="twine check",
-        cwd=built.wheel.parent,
+        cwd=package_build.wheel.parent,
     )
     assert done.returncode == 0, done.tail()
     assert done.stdout.count("PASSED") == 2, done.stdout

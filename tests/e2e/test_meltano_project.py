@@ -4,9 +4,9 @@ pasted into a fresh project's meltano.yml.
 
 What the test changes in the commands, and nothing else: `/path/to/tap-avicenna` is this
 checkout (only its Hub definition is read), `/path/to/tap_avicenna-<version>-py3-none-
-any.whl` the wheel built from it (`built` in tests/e2e/conftest.py; the README's file name
-must be the current version's) and port 18080 a free one. The commands run one by one in
-bash; `cd` moves the folder the next ones run in, a command ending in `&` runs in the
+any.whl` the wheel built from it (`package_build` in tests/e2e/conftest.py; the README's
+file name must be the current version's) and port 18080 a free one. The commands run one
+by one in bash; `cd` moves the folder the next ones run in, a command ending in `&` runs in the
 background (the next one starts once it listens on its `--port`) and `kill %N` stops the
 N-th of those; a heredoc is one command with its body. `meltano` is this checkout's (the
 only thing on PATH from it), as a user's own meltano install would be; the tap runs in
@@ -33,7 +33,7 @@ import yaml
 
 from tap_avicenna.simulator import Simulator, default_config
 from tests.conftest import STUDY_ID, multiset
-from tests.e2e.conftest import MELTANO, ROOT, Built, Done, outside_env, run
+from tests.e2e.conftest import MELTANO, ROOT, Done, PackageBuild, outside_env, run
 from tests.e2e.test_readme_commands import Checkout, free_port, start_background
 
 pytestmark = pytest.mark.e2e
@@ -146,16 +146,20 @@ def user_env(tmp: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def user_project(built: Built, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[UserProject]:
+def user_project(
+    package_build: PackageBuild, tmp_path_factory: pytest.TempPathFactory
+) -> t.Iterator[UserProject]:
     """Run the README section's commands in a temporary folder."""
     commands = section_commands()
     wheels = {match.group(1) for c in commands for match in WHEEL_PLACEHOLDER.finditer(c)}
-    assert wheels == {built.wheel.name}, f"the README names {wheels}, the build {built.wheel}"
+    assert wheels == {package_build.wheel.name}, (
+        f"the README names {wheels}, the build {package_build.wheel}"
+    )
     assert any(c.startswith("meltano run tap-avicenna target-duckdb") for c in commands)
     tmp = tmp_path_factory.mktemp("user")
     port = str(free_port())
     substitutions = {
-        f"/path/to/{built.wheel.name}": str(built.wheel),
+        f"/path/to/{package_build.wheel.name}": str(package_build.wheel),
         CHECKOUT_PLACEHOLDER: str(ROOT),
         SIM_PORT: port,
     }
@@ -211,7 +215,7 @@ def test_given_readme_commands_when_run_as_written_then_duckdb_holds_the_exact_r
 
 
 def test_given_hub_definition_pasted_into_a_fresh_meltano_yml_then_the_plugin_works(
-    user_project: UserProject, built: Built, tmp_path_factory: pytest.TempPathFactory
+    user_project: UserProject, package_build: PackageBuild, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """The definition as it is, `pip_url` aside (the wheel), under `plugins: extractors:`
     of a new project's meltano.yml: meltano installs it without the Hub and the tap
@@ -225,7 +229,7 @@ def test_given_hub_definition_pasted_into_a_fresh_meltano_yml_then_the_plugin_wo
         "project_id": "pasted-definition",
         "send_anonymous_usage_stats": False,
         "environments": [{"name": "dev"}],
-        "plugins": {"extractors": [{**definition, "pip_url": str(built.wheel)}]},
+        "plugins": {"extractors": [{**definition, "pip_url": str(package_build.wheel)}]},
     }
     (project / "meltano.yml").write_text(yaml.safe_dump(meltano_yml, sort_keys=False))
     env = user_project.env
