@@ -530,9 +530,12 @@ def simulator_process(bin_dir: Path, cwd: Path) -> t.Iterator[str]:
     )
     try:
         assert proc.stderr is not None
-        line = proc.stderr.readline()  # "Avicenna simulator listening on <url>", or EOF
-        listening = re.search(r"listening on (http://\S+)", line)
-        assert listening, f"tap-avicenna-simulator printed {line!r}, exit code {proc.poll()}"
+        printed: list[str] = []
+        # "Avicenna simulator listening on <url>" once it listens; EOF if it exits
+        while not (listening := re.search(r"listening on (http://\S+)", "".join(printed))):
+            line = proc.stderr.readline()
+            assert line, f"tap-avicenna-simulator exited {proc.wait()}: {''.join(printed)}"
+            printed.append(line)
         yield listening.group(1)
     finally:
         proc.terminate()
