@@ -160,6 +160,9 @@ def main() -> int:
                 str(BIN / "meltano"),
                 "run",
                 "--full-refresh",
+                # the demo loads everything each time: it keeps no state, so the dev
+                # environment's `meltano run` (README, "Using it") starts from none
+                "--no-state-update",
                 "tap-avicenna",
                 f"target-{args.target}",
                 f"dbt-{args.target}:build",

@@ -9,8 +9,10 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-[ -x .venv/bin/uv ] || .venv/bin/pip install -q uv
-.venv/bin/uv pip install -q --python .venv/bin/python -e '.[dev]'
+# uv >= 0.8: `uv pip install --group` (PEP 735)
+[ -x .venv/bin/uv ] || .venv/bin/pip install -q 'uv>=0.8'
+# the tap (editable) and the development tools (pyproject's PEP 735 group `dev`)
+.venv/bin/uv pip install -q --python .venv/bin/python -e . --group dev
 mkdir -p output
 if ! .venv/bin/meltano install >output/meltano-install.log 2>&1; then
   cat output/meltano-install.log >&2

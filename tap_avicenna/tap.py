@@ -101,8 +101,9 @@ class TapAvicenna(Tap):
     name = "tap-avicenna"
     config_jsonschema = CONFIG_SCHEMA
     message_writer_class = MsgSpecWriter
+    # The SDK's, but `activate-version`: the tap never sends ACTIVATE_VERSION messages.
     capabilities: t.ClassVar[list] = [  # type: ignore[type-arg]
-        *Tap.capabilities,
+        *(c for c in Tap.capabilities if c is not TapCapabilities.ACTIVATE_VERSION),
         TapCapabilities.TEST,
     ]
 

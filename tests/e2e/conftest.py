@@ -12,15 +12,20 @@ Every subprocess output goes through the secret-leak check of tests/conftest.py.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import decimal
+import functools
 import json
 import os
 import re
 import shlex
+import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import typing as t
 import uuid
@@ -111,15 +116,17 @@ def run(
     env: t.Mapping[str, str],
     what: str,
     timeout: float = RUN_TIMEOUT,
+    cwd: Path = ROOT,
 ) -> Done:
-    """Run a command in the project root, capturing (and leak-checking) its output."""
+    """Run a command in `cwd` (the project root), capturing (and leak-checking) its
+    output."""
     argv = [str(part) for part in command]
     shown = shlex.join(argv)
     started = time.monotonic()
     try:
         done = subprocess.run(
             argv,
-            cwd=ROOT,
+            cwd=cwd,
             env=dict(env),
             capture_output=True,
             text=True,
@@ -139,17 +146,50 @@ def run(
     return result
 
 
+@functools.cache
+def system_database() -> Path:
+    """The meltano system database (state, runs) of the e2e tests' runs in the project
+    of this checkout: a file of their own, deleted at exit, so that no test ever reads or
+    writes the state of the developer's `dev` environment in .meltano/meltano.db."""
+    folder = Path(tempfile.mkdtemp(prefix="tap-avicenna-e2e-meltano-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder / "meltano.db"
+
+
 def base_env(pg_port: int) -> dict[str, str]:
     """The caller's environment without its tap/target/meltano settings, plus the
-    PostgreSQL password and port and meltano kept off the network."""
+    PostgreSQL password and port, the tests' own meltano system database and meltano
+    kept off the network."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV)}
     env.update(
         TARGET_POSTGRES_PASSWORD=PG_PASSWORD,
         TARGET_POSTGRES_PORT=str(pg_port),
+        MELTANO_DATABASE_URI=f"sqlite:///{system_database()}",
         MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
         MELTANO_CLI_DISABLE_VERSION_CHECK="true",
     )
     return env
+
+
+def project_states() -> list[tuple[t.Any, ...]]:
+    """Every row of the state table of this checkout's meltano system database (none
+    when it has none yet)."""
+    path = ROOT / ".meltano" / "meltano.db"
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        if not db.execute("select 1 from sqlite_master where name = 'state'").fetchone():
+            return []
+        return sorted(db.execute("select * from state").fetchall(), key=repr)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_state_untouched() -> t.Iterator[None]:
+    """No e2e test changes the state of this checkout's meltano project (the README's
+    `meltano run tap-avicenna target-postgres` resumes from it)."""
+    before = project_states()
+    yield
+    assert project_states() == before, "an e2e test wrote this checkout's meltano state"
 
 
 def tap_env(settings: t.Mapping[str, t.Any]) -> dict[str, str]:
@@ -381,3 +421,124 @@ def describe_difference(expected: Counter[t.Any], actual: Counter[t.Any], limit:
         f"{sum(missing.values())} expected row(s) missing, {sum(extra.values())} unexpected; "
         f"missing e.g. {list(missing)[:limit]}; unexpected e.g. {list(extra)[:limit]}"
     )
+
+
+# --- the package as users install it --------------------------------------------------
+
+UV = BIN / "uv"
+# what must not reach a process of the installed package: this checkout on its path, or
+# this checkout's virtual environment
+_CHECKOUT_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
+
+
+def outside_env(*, path_first: Path | None = None) -> dict[str, str]:
+    """The environment of a user's shell: no tap, target or meltano settings, nothing
+    pointing into this checkout, meltano kept off the network; `path_first` (a venv's
+    bin/) leads PATH."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_FOREIGN_ENV) and k not in _CHECKOUT_ENV
+    }
+    paths = [p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(ROOT))]
+    if path_first is not None:
+        paths.insert(0, str(path_first))
+    env.update(
+        PATH=os.pathsep.join(paths),
+        UV_PYTHON_DOWNLOADS="never",
+        MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
+        MELTANO_CLI_DISABLE_VERSION_CHECK="true",
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class PackageBuild:
+    """The sdist and the wheel of this checkout's tracked files."""
+
+    sdist: Path
+    wheel: Path
+
+
+def tracked_files(under: str = "") -> list[str]:
+    """`git ls-files` of the checkout (or of its folder `under`)."""
+    done = subprocess.run(
+        ["git", "ls-files", "-z", "--", under or "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return sorted(name for name in done.stdout.split("\0") if name)
+
+
+@pytest.fixture(scope="session")
+def package_build(tmp_path_factory: pytest.TempPathFactory) -> PackageBuild:
+    """Build once per test run what a release uploads: a copy of the tracked files (a
+    fresh clone's content; nothing left in this checkout's build/) to an sdist, and the
+    wheel built from that sdist (`uv build`, as `python -m build` does)."""
+    base = tmp_path_factory.mktemp("build")
+    source = base / "source"
+    for name in tracked_files():
+        target = source / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (ROOT / name).is_file():  # a file deleted but not yet committed is skipped
+            shutil.copy2(ROOT / name, target)
+    dist = base / "dist"
+    done = run(
+        [UV, "build", "--python", PYTHON, "--out-dir", dist, source],
+        env=outside_env(),
+        what="uv build",
+        cwd=base,
+    )
+    assert done.returncode == 0, done.tail()
+    (sdist,) = dist.glob("*.tar.gz")
+    (wheel,) = dist.glob("*.whl")
+    return PackageBuild(sdist, wheel)
+
+
+def new_venv(folder: Path, *requirements: str | Path) -> Path:
+    """A fresh virtual environment at `folder` (this Python, no packages of this
+    checkout) with `requirements` installed by uv; its bin/."""
+    env = outside_env()
+    made = run(
+        [UV, "venv", "-q", "--python", PYTHON, folder], env=env, what="uv venv", cwd=folder.parent
+    )
+    assert made.returncode == 0, made.tail()
+    installed = run(
+        [UV, "pip", "install", "-q", "--python", folder / "bin" / "python", *requirements],
+        env=env,
+        what="uv pip install",
+        cwd=folder.parent,
+    )
+    assert installed.returncode == 0, installed.tail()
+    return folder / "bin"
+
+
+@contextlib.contextmanager
+def simulator_process(bin_dir: Path, cwd: Path) -> t.Iterator[str]:
+    """`tap-avicenna-simulator` of `bin_dir` on a free port (default data set, exports
+    ready after 0.1 s) until the block ends; its URL."""
+    proc = subprocess.Popen(
+        [str(bin_dir / "tap-avicenna-simulator"), "--port", "0", "--processing-delay", "0.1"],
+        cwd=cwd,
+        env=outside_env(path_first=bin_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        printed: list[str] = []
+        # "Avicenna simulator listening on <url>" once it listens; EOF if it exits
+        while not (listening := re.search(r"listening on (http://\S+)", "".join(printed))):
+            line = proc.stderr.readline()
+            assert line, f"tap-avicenna-simulator exited {proc.wait()}: {''.join(printed)}"
+            printed.append(line)
+        yield listening.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()

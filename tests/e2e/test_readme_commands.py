@@ -1,4 +1,5 @@
-"""Every command of the README's "Using it" section, run as written.
+"""Every command of the README's "Using it" section, and the dbt commands of "Analysis-
+ready data (dbt)", run as written.
 
 The commands run in a scratch checkout: the repository's tracked files (linked), the
 virtual environment and the installed meltano plugins of this one, and a fresh meltano
@@ -8,7 +9,14 @@ change to what the README says is its two ports, 18080 (simulator) and 55432
 ones, so that the test never meets a server the developer started. A command ending
 in `&` is started in the background and the next one runs once it listens on its
 `--port`; `kill %N` stops the N-th of them. A block preceded by an HTML comment
-starting with "not run by tests" is skipped (it needs the real Avicenna).
+starting with "not run by tests" is skipped (it needs the real Avicenna). The dbt
+commands run after the load, before the README stops PostgreSQL; `meltano invoke
+dbt-duckdb build` reads output/warehouse.duckdb, which the demo writes: the test loads
+it first the way the demo does (`meltano run --no-state-update tap-avicenna
+target-duckdb`, the first three days only). dbt's target/ and logs/ go to the test's
+folder (DBT_TARGET_PATH, DBT_LOG_PATH), not into transform/. Afterwards the checkout
+holds nothing the commands wrote but in output/ and .meltano/ (no config.json, no
+state file in its root).
 
 Needs PostgreSQL's binaries (the README's `pg-test.sh start` starts its own server),
 hence the e2e mark; PGTEST_PORT is not used.
@@ -43,10 +51,10 @@ _FENCE = re.compile(r"```bash\n(.*?)```", re.S)
 _FOREIGN_ENV = ("TAP_AVICENNA_", "TARGET_", "MELTANO_", "PGTEST_")
 
 
-def readme_commands() -> list[str]:
-    """The command lines of the bash blocks of "Using it" that are not opted out."""
+def readme_commands(heading: str = "Using it") -> list[str]:
+    """The command lines of the bash blocks of a section that are not opted out."""
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("\n## Using it\n", 1)[1].split("\n## ", 1)[0]
+    section = readme.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     commands: list[str] = []
     for match in _FENCE.finditer(section):
         before = section[: match.start()].rstrip().splitlines()
@@ -55,6 +63,24 @@ def readme_commands() -> list[str]:
         lines = [line.strip() for line in match.group(1).splitlines()]
         commands += [line for line in lines if line and not line.startswith("#")]
     return commands
+
+
+def tracked() -> list[str]:
+    return subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+
+
+def run_dbt_commands(checkout: Checkout, commands: list[str]) -> None:
+    """The README's dbt commands, as written; the DuckDB one after the demo's load."""
+    for command in commands:
+        if "dbt-duckdb" in command:
+            load = (
+                "TAP_AVICENNA_END_DATE=2025-01-04T00:00:00Z .venv/bin/meltano run "
+                "--no-state-update tap-avicenna target-duckdb"
+            )
+            run_command(checkout, load)
+        run_command(checkout, checkout.substitute(command))
 
 
 def free_port() -> int:
@@ -82,10 +108,7 @@ def make_checkout(tmp_path: Path, pg_dir: Path) -> Checkout:
     path = tmp_path / "checkout"
     path.mkdir()
     checkout = Checkout(path, ports, {})
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in sorted({entry.split("/", 1)[0] for entry in tracked}):
+    for name in sorted({entry.split("/", 1)[0] for entry in tracked()}):
         source = ROOT / name
         if source.is_file() and any(port in source.read_text() for port in ports):
             (path / name).write_text(checkout.substitute(source.read_text()))
@@ -94,10 +117,12 @@ def make_checkout(tmp_path: Path, pg_dir: Path) -> Checkout:
     (path / ".venv").symlink_to(ROOT / ".venv")
     (path / "output").mkdir()
     (path / ".meltano").mkdir()
-    for kind in ("extractors", "loaders"):
+    for kind in ("extractors", "loaders", "utilities"):
         (path / ".meltano" / kind).symlink_to(ROOT / ".meltano" / kind)
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV)}
     env.update(
+        DBT_TARGET_PATH=str(tmp_path / "dbt" / "target"),
+        DBT_LOG_PATH=str(tmp_path / "dbt" / "logs"),
         PGTEST_DIR=str(pg_dir),
         MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
         MELTANO_CLI_DISABLE_VERSION_CHECK="true",
@@ -184,7 +209,9 @@ def test_given_fresh_checkout_when_readme_commands_run_as_written_then_each_work
 ) -> None:
     commands = readme_commands()
     assert any("meltano run tap-avicenna target-postgres" in c for c in commands)
-    assert any("--state state.json" in c for c in commands)
+    assert any("--state output/state.json" in c for c in commands)
+    dbt_commands = readme_commands("Analysis-ready data (dbt)")
+    assert any("dbt-postgres:build" in c for c in dbt_commands)
     # Not under tmp_path: the server runs as the `postgres` user when the tests run as
     # root, and pytest's folders are private to their owner.
     pg_dir = Path("/tmp") / f"pgtest-readme-{uuid.uuid4().hex[:12]}"
@@ -206,8 +233,11 @@ def test_given_fresh_checkout_when_readme_commands_run_as_written_then_each_work
             else:
                 if "pg-test.sh stop" in code:
                     assert_loaded(checkout, ran, table_counts(pg_port))
+                    run_dbt_commands(checkout, dbt_commands)
                 ran.append(run_command(checkout, command))
         assert not pg_dir.exists()  # the README's stop command removed it
+        left = {p.name for p in checkout.path.iterdir()} - {p.split("/")[0] for p in tracked()}
+        assert left == {".venv", ".meltano", "output"}, "the README's commands left files"
     finally:
         for proc in background:
             proc.kill()
@@ -238,5 +268,5 @@ def assert_loaded(checkout: Checkout, ran: list[Ran], counts: dict[str, int]) ->
     assert set(first.emitted()) == set(full)
     assert all(0 < n <= full[stream] for stream, n in first.emitted().items())
     assert sum(resumed.emitted().values()) < sum(first.emitted().values())
-    state = json.loads((checkout.path / "state.json").read_text())
+    state = json.loads((checkout.path / "output" / "state.json").read_text())
     assert set(state["bookmarks"]) == set(full)
