@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import typing as t
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-from tap_avicenna.client import AvicennaClient
+from tap_avicenna.client import AvicennaClient, ListPage
 from tap_avicenna.exports.job import Created, ExportRequest, ListedExport, _int
 
 LOGGER = logging.getLogger("tap-avicenna.exports")
@@ -18,10 +19,39 @@ Enough = t.Callable[[list[ListedExport]], bool]
 
 @dataclass
 class Listing:
-    """The export list as read by one poll: its entries and the pages requested."""
+    """The export list as read by one poll: its entries and the list requests made."""
 
     exports: list[ListedExport]
     pages: int
+
+
+class _Reading:
+    """The entries one `list` call has read, and its list requests (retries included)."""
+
+    def __init__(self, enough: Enough | None, requests: t.Callable[[], int]) -> None:
+        self.enough = enough
+        self.exports: list[ListedExport] = []
+        self._requests = requests
+        self._before = requests()
+
+    def add(self, entries: t.Iterable[dict[str, t.Any]]) -> bool:
+        """Take a page's entries; whether `enough` says to stop."""
+        for entry in entries:
+            export = ListedExport.from_json(entry)
+            if export is None:
+                LOGGER.debug("Ignoring an export list entry without an id")
+                continue
+            self.exports.append(export)
+        return self.enough is not None and self.enough(self.exports)
+
+    def listing(self) -> Listing:
+        return Listing(self.exports, self._requests() - self._before)
+
+
+def _ascending(entries: t.Iterable[dict[str, t.Any]]) -> bool:
+    """Whether the entries' ids go up (an oldest-first list)."""
+    ids = [e.export_id for e in map(ListedExport.from_json, entries) if e is not None]
+    return len(ids) > 1 and all(a < b for a, b in itertools.pairwise(ids))
 
 
 class ExportRepository(t.Protocol):
@@ -29,7 +59,8 @@ class ExportRepository(t.Protocol):
         """Create the export; what the answer says of its id."""
 
     def list(self, enough: Enough | None = None) -> Listing:
-        """The study's exports as listed now (pages read until `enough` says so)."""
+        """The study's exports as listed now: pages read until `enough` says so (every
+        page when None), the newest exports first read."""
 
     def download(self, listed: ListedExport, dest: t.BinaryIO, *, label: str) -> int:
         """Write the export's file into `dest`; return its size."""
@@ -41,6 +72,7 @@ class AvicennaExportRepository:
     def __init__(self, client: AvicennaClient, study_id: int) -> None:
         self.client = client
         self.study_id = study_id
+        self._tail: str | None = None  # an oldest-first list's last page, when last read
 
     def create(self, request: ExportRequest) -> Created:
         if request.body is not None:
@@ -64,19 +96,67 @@ class AvicennaExportRepository:
         return Created()
 
     def list(self, enough: Enough | None = None) -> Listing:
-        listed: list[ListedExport] = []
-        pages = 0
-        for page in self.client.export_pages(self.study_id):
-            pages += 1
-            for entry in page:
-                export = ListedExport.from_json(entry)
-                if export is None:
-                    LOGGER.debug("Ignoring an export list entry without an id")
-                    continue
-                listed.append(export)
-            if enough is not None and enough(listed):
+        """The list as `ExportRepository.list`, read where the newest exports are.
+
+        A newest-first list is read from its first page. An oldest-first one is read
+        from its end: the last page `count` (or DRF's `page=last`) points at, or else,
+        after one full read, the last page that read reached, remembered; then forward
+        to the end and back through `previous` links until `enough`. Such a reading
+        hands the entries over newest first.
+        """
+        reading = _Reading(enough, lambda: self.client.request_counts.get("list", 0))
+        if self._tail is not None and self._from_end(self._tail, reading):
+            return reading.listing()
+        first = self.client.list_page(self.study_id)
+        assert first is not None  # a first page past the end is an error, not None
+        if enough is not None and _ascending(first.entries):
+            end = self.client.last_page_url(first)
+            if end is not None and self._from_end(end, reading):
+                return reading.listing()
+        self._from_start(first, reading)
+        return reading.listing()
+
+    def _from_start(self, first: ListPage, reading: _Reading) -> None:
+        """Forward through `next` links until `enough` or the end; an oldest-first list
+        read to its end leaves its last page as the place later readings start."""
+        read: list[ListPage] = []
+        for page in self.client.export_pages(self.study_id, first):
+            read.append(page)
+            if reading.add(page.entries):
+                return
+        if len(read) > 1 and _ascending(e for p in read for e in p.entries):
+            self._tail = read[-1].url
+            LOGGER.info(
+                "The export list is oldest first (%d pages): later polls read it from its end",
+                len(read),
+            )
+
+    def _from_end(self, url: str, reading: _Reading) -> bool:
+        """From the page at `url` forward to the end, then back until `enough`; False
+        (nothing read) when that page is gone."""
+        page = self.client.list_page(self.study_id, url)
+        if page is None:
+            self._tail = None
+            return False
+        segment = [page]
+        seen = {page.url}
+        while segment[-1].next is not None and segment[-1].next not in seen:
+            page = self.client.list_page(self.study_id, segment[-1].next)
+            if page is None:
                 break
-        return Listing(listed, pages)
+            segment.append(page)
+            seen.add(page.url)
+        self._tail = segment[-1].url
+        if reading.add(e for p in reversed(segment) for e in reversed(p.entries)):
+            return True
+        back = segment[0].previous
+        while back is not None and back not in seen:
+            page = self.client.list_page(self.study_id, back)
+            if page is None or reading.add(reversed(page.entries)):
+                return True
+            seen.add(page.url)
+            back = page.previous
+        return True
 
     def download(self, listed: ListedExport, dest: t.BinaryIO, *, label: str) -> int:
         assert listed.content is not None
