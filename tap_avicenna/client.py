@@ -63,9 +63,10 @@ class DownloadGone(Exception):
 
 
 class DownloadRefused(Exception):
-    """A download host other than the API refused the file (401/403): a presigned link
-    that expired, or a file the storage deleted. Not an authentication failure: the API
-    key is never sent there. A fresh link from the list, or a new export, is the cure."""
+    """The file's storage refused it (401/403 from a host other than the API's, or an
+    object store's XML error on any host): a presigned link that expired, or a file the
+    storage deleted. Not an authentication failure: a fresh link from the list, or a new
+    export, is the cure."""
 
     def __init__(self, label: str, detail: str) -> None:
         super().__init__(f"{label}: {detail}")
@@ -248,7 +249,8 @@ class AvicennaClient:
         """Stream the file at `url` into `dest`; return its size.
 
         Raises DownloadGone on 404/410, DownloadRefused on 401/403 from a host other
-        than api_url's, and BrokenDownload when the body is shorter than its
+        than api_url's or with an object store's XML error (an expired presigned link on
+        the API's own host), and BrokenDownload when the body is shorter than its
         Content-Length or the connection drops; `label` (e.g. "export #12") names the
         file in messages instead of its URL. The Authorization header is sent only to
         the api_url origin: a download URL elsewhere (a presigned link) gets none.
@@ -264,12 +266,13 @@ class AvicennaClient:
                 if status in (404, 410):
                     raise DownloadGone(f"{label}: file is gone (HTTP {status})")
                 if status in (401, 403):
-                    if ours:
+                    reason = _storage_reason(response)
+                    if ours and not reason:  # the API's own refusal (JSON), not its storage's
                         raise self._auth_error(status)
                     raise DownloadRefused(
                         label,
                         f"the download host {origin(url)[1]} refused the file "
-                        f"(HTTP {status}{_storage_reason(response)})",
+                        f"(HTTP {status}{reason})",
                     )
                 if status == 429 or status >= 500:
                     raise RetryableError(f"{label}: HTTP {status}")

@@ -147,17 +147,23 @@ def test_given_html_answers_to_list_and_create_when_synced_then_retried_like_5xx
 # --- downloads ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [("http://localhost:{port}", "localhost"), (None, "127.0.0.1")],
+    ids=["storage-host", "api-host"],
+)
 def test_given_presigned_links_that_expire_when_synced_then_fresh_link_same_export(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, origin: str | None, host: str
 ) -> None:
-    """Was: "Avicenna rejected the API key", exit 1, for a link the key never went to."""
-    sim.configure(presigned_urls=True, download_origin="http://localhost:{port}")
+    """Was: "Avicenna rejected the API key", exit 1, for a link the key never went to
+    (storage host), and for an object store's XML refusal on the API's own host."""
+    sim.configure(presigned_urls=True, download_origin=origin)
     sim.faults.expire_next_links = 2
     config = small_config(sim)
     run = run_tap(tmp_path, config)
     assert_complete(run, sim, config)
     refused = (
-        "the download host localhost refused the file (HTTP 403: AccessDenied, Request has "
+        f"the download host {host} refused the file (HTTP 403: AccessDenied, Request has "
         "expired); listing again for a fresh link"
     )
     assert run.stderr.count(refused) == 2

@@ -577,3 +577,19 @@ def test_given_403_from_the_api_origin_when_downloading_then_auth_error_naming_u
     requests_mock.get(f"{API}/media/x.zip", status_code=403, json={"detail": "Forbidden"})
     with pytest.raises(AuthError, match=r"r@example\.com"):
         client.download(f"{API}/media/x.zip", io.BytesIO(), label="export #3")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_given_object_store_403_on_the_api_origin_when_downloading_then_refused_not_auth(
+    client: AvicennaClient, requests_mock: rm.Mocker, status: int
+) -> None:
+    """An expired presigned link on the API's own host (its storage behind one origin)
+    answers XML, not DRF's JSON: a refused link, not a rejected key."""
+    url = f"{API}/media/exports/7/t/f.zip?X-Amz-Signature=abc&X-Amz-Expires=60"
+    requests_mock.get(url, status_code=status, text=EXPIRED_XML)
+    with pytest.raises(DownloadRefused) as info:
+        client.download(url, io.BytesIO(), label="export #3")
+    assert str(info.value) == (
+        "export #3: the download host avicenna.test refused the file "
+        f"(HTTP {status}: AccessDenied, Request has expired)"
+    )
