@@ -73,6 +73,14 @@ class DownloadRefused(Exception):
         self.detail = detail
 
 
+class _LocalError(Exception):
+    """Carries an OSError of writing a download's bytes past the network's handlers."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 class BrokenDownload(RetryableError):
     """The body ended early or the connection dropped mid-download."""
 
@@ -253,7 +261,8 @@ class AvicennaClient:
         the API's own host), and BrokenDownload when the body is shorter than its
         Content-Length or the connection drops; `label` (e.g. "export #12") names the
         file in messages instead of its URL. The Authorization header is sent only to
-        the api_url origin: a download URL elsewhere (a presigned link) gets none.
+        the api_url origin: a download URL elsewhere (a presigned link) gets none. An
+        OSError writing to `dest` (a full disk) is raised as it is, not retried.
         """
         ours = origin(url) == self._origin
         headers = {"Authorization": self._auth} if ours else {}
@@ -281,8 +290,13 @@ class AvicennaClient:
                 expected = response.headers.get("Content-Length")
                 size = 0
                 for chunk in response.raw.stream(_CHUNK, decode_content=False):
-                    dest.write(chunk)
+                    try:
+                        dest.write(chunk)
+                    except OSError as exc:
+                        raise _LocalError(exc) from None
                     size += len(chunk)
+        except _LocalError as exc:
+            raise exc.error from None  # the disk's fault, not the connection's: no retry
         except (requests.ConnectionError, requests.Timeout, OSError) as exc:
             # The exception text holds the URL: report its type only.
             raise BrokenDownload(f"{label}: connection failed ({type(exc).__name__})") from None
