@@ -201,28 +201,37 @@ class AvicennaClient:
             count=count,
         )
 
-    def export_pages(self, study_id: int, first: ListPage | None = None) -> t.Iterator[ListPage]:
-        """The study's export list from its first page (`first`, when already read) to
-        its last, through `next` links, however many. A link back to a page already
-        read, or a page of nothing new, ends it (WARNING once)."""
-        page = first or self.list_page(study_id)
+    def export_pages(self, study_id: int) -> t.Iterator[ListPage]:
+        """The study's export list from its first page to its last."""
+        first = self.list_page(study_id)
+        assert first is not None  # a first page past the end is an error, not None
+        return self.follow(study_id, first, "next")
+
+    def follow(
+        self, study_id: int, page: ListPage, link: t.Literal["next", "previous"]
+    ) -> t.Iterator[ListPage]:
+        """`page`, then the pages its `link` links lead to, however many, until one has
+        none or is past the end. A link back to a page already read, or a page of
+        nothing new, ends them (WARNING once)."""
         fetched: set[str] = set()
-        ids: set[t.Any] = set()
-        while page is not None:
-            yield page
-            fetched.add(page.url)
-            shown = {(e.get("study_specific_id"), e.get("id")) for e in page.entries}
-            if page.next is None:
+        ids: set[tuple[t.Any, t.Any]] = set()
+        current: ListPage | None = page
+        while current is not None:
+            yield current
+            fetched.add(current.url)
+            shown = {(e.get("study_specific_id"), e.get("id")) for e in current.entries}
+            target = getattr(current, link)
+            if target is None:
                 return
-            if page.next in fetched or shown <= ids:
+            if target in fetched or shown <= ids:
                 self._warn_once(
                     "loop",
-                    "The export list's next link leads back to exports already read; "
+                    f"The export list's {link} link leads back to exports already read; "
                     "the list ends there",
                 )
                 return
             ids |= shown
-            page = self.list_page(study_id, page.next)
+            current = self.list_page(study_id, target)
 
     def last_page_url(self, first: ListPage) -> str | None:
         """The address of the list's last page, from its first page: the page number

@@ -120,7 +120,7 @@ class AvicennaExportRepository:
         """Forward through `next` links until `enough` or the end; an oldest-first list
         read to its end leaves its last page as the place later readings start."""
         read: list[ListPage] = []
-        for page in self.client.export_pages(self.study_id, first):
+        for page in self.client.follow(self.study_id, first, "next"):
             read.append(page)
             if reading.add(page.entries):
                 return
@@ -138,24 +138,15 @@ class AvicennaExportRepository:
         if page is None:
             self._tail = None
             return False
-        segment = [page]
-        seen = {page.url}
-        while segment[-1].next is not None and segment[-1].next not in seen:
-            page = self.client.list_page(self.study_id, segment[-1].next)
-            if page is None:
-                break
-            segment.append(page)
-            seen.add(page.url)
+        segment = list(self.client.follow(self.study_id, page, "next"))
         self._tail = segment[-1].url
         if reading.add(e for p in reversed(segment) for e in reversed(p.entries)):
             return True
-        back = segment[0].previous
-        while back is not None and back not in seen:
-            page = self.client.list_page(self.study_id, back)
-            if page is None or reading.add(reversed(page.entries)):
-                return True
-            seen.add(page.url)
-            back = page.previous
+        back = self.client.follow(self.study_id, segment[0], "previous")
+        next(back)  # segment[0], read already
+        for page in back:
+            if reading.add(reversed(page.entries)):
+                break
         return True
 
     def download(self, listed: ListedExport, dest: t.BinaryIO, *, label: str) -> int:
