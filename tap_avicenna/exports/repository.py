@@ -26,26 +26,37 @@ class Listing:
 
 
 class _Reading:
-    """The entries one `list` call has read, and its list requests (retries included)."""
+    """The entries one `list` call has read, and the list requests made before it."""
 
-    def __init__(self, enough: Enough | None, requests: t.Callable[[], int]) -> None:
+    def __init__(self, enough: Enough | None, before: int, whole: list[ListedExport]) -> None:
         self.enough = enough
+        self.before = before
         self.exports: list[ListedExport] = []
-        self._requests = requests
-        self._before = requests()
+        self.stopped = False  # before the list's end
+        self._whole = whole
+        self._oldest: int | None = None
 
     def add(self, entries: t.Iterable[dict[str, t.Any]]) -> bool:
-        """Take a page's entries; whether `enough` says to stop."""
+        """Take a page's entries; whether to stop reading: `enough` says so, or the
+        reading has reached the exports of the last reading of the whole list and not
+        even all of them older than it would satisfy `enough` (what it waits for is not
+        in the list: reading on would not find it)."""
         for entry in entries:
             export = ListedExport.from_json(entry)
             if export is None:
                 LOGGER.debug("Ignoring an export list entry without an id")
                 continue
             self.exports.append(export)
-        return self.enough is not None and self.enough(self.exports)
-
-    def listing(self) -> Listing:
-        return Listing(self.exports, self._requests() - self._before)
+            if self._oldest is None or export.export_id < self._oldest:
+                self._oldest = export.export_id
+        if self.enough is None:
+            return False
+        if self.enough(self.exports):
+            self.stopped = True
+        elif self._whole and self._oldest is not None and self._oldest <= self._whole[0].export_id:
+            older = [e for e in self._whole if e.export_id < self._oldest]
+            self.stopped = not self.enough(self.exports + older)
+        return self.stopped
 
 
 def _ascending(entries: t.Iterable[dict[str, t.Any]]) -> bool:
@@ -73,6 +84,7 @@ class AvicennaExportRepository:
         self.client = client
         self.study_id = study_id
         self._tail: str | None = None  # an oldest-first list's last page, when last read
+        self._whole: list[ListedExport] = []  # the last reading of the whole list, newest first
 
     def create(self, request: ExportRequest) -> Created:
         if request.body is not None:
@@ -102,19 +114,23 @@ class AvicennaExportRepository:
         from its end: the last page `count` (or DRF's `page=last`) points at, or else,
         after one full read, the last page that read reached, remembered; then forward
         to the end and back through `previous` links until `enough`. Such a reading
-        hands the entries over newest first.
+        hands the entries over newest first. Once the list has been read whole, a
+        reading that gets back to its exports stops where even they cannot satisfy
+        `enough` (an id waited for that is not in the list costs no second full read).
         """
-        reading = _Reading(enough, lambda: self.client.request_counts.get("list", 0))
-        if self._tail is not None and self._from_end(self._tail, reading):
-            return reading.listing()
-        first = self.client.list_page(self.study_id)
-        assert first is not None  # a first page past the end is an error, not None
-        if enough is not None and _ascending(first.entries):
-            end = self.client.last_page_url(first)
-            if end is not None and self._from_end(end, reading):
-                return reading.listing()
-        self._from_start(first, reading)
-        return reading.listing()
+        reading = _Reading(enough, self._requests(), self._whole)
+        if self._tail is None or not self._from_end(self._tail, reading):
+            first = self.client.list_page(self.study_id)
+            assert first is not None  # a first page past the end is an error, not None
+            end = self.client.last_page_url(first) if _ascending(first.entries) else None
+            if enough is None or end is None or not self._from_end(end, reading):
+                self._from_start(first, reading)
+        if not reading.stopped:
+            self._whole = sorted(reading.exports, key=lambda e: e.export_id, reverse=True)
+        return Listing(reading.exports, self._requests() - reading.before)
+
+    def _requests(self) -> int:
+        return self.client.request_counts.get("list", 0)
 
     def _from_start(self, first: ListPage, reading: _Reading) -> None:
         """Forward through `next` links until `enough` or the end; an oldest-first list

@@ -396,6 +396,20 @@ def test_given_oldest_first_list_without_its_end_when_listed_twice_then_once_in_
     assert requests_mock.request_history[0].qs["page"] == ["6"]
 
 
+def test_given_an_id_not_in_the_list_when_listed_again_then_no_second_full_read(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    """Read from the end back to page 1 once; then the reading stops as soon as it gets
+    back to exports read then (even they cannot satisfy it)."""
+    requests_mock.get(re.compile(r".*/filter/export/.*"), json=_oldest_first(30, 5))
+    repo = AvicennaExportRepository(client, 7)
+    assert repo.list(_wanting(999)).pages == 1 + 6  # page 1, then pages 6 to 1
+    requests_mock.reset_mock()
+    again = repo.list(_wanting(999))
+    assert [e.export_id for e in again.exports] == [30, 29, 28, 27, 26] and again.pages == 1
+    assert repo.list(_wanting(12)).pages == 4  # an id that is there: read back to it
+
+
 def test_given_html_200_list_then_json_when_listing_then_retried_like_a_5xx(
     client: AvicennaClient, requests_mock: rm.Mocker, sleeps: list[float]
 ) -> None:
