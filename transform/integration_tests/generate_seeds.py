@@ -13,6 +13,16 @@ Participants (times in America/New_York, the project's `avicenna_timezone`, UTC-
 - 3: open participation from 2025-03-01, accelerometer readings on 03-01 and 03-04
   only; every 03-01 reading is loaded twice (the same `_row_id`, two load times), as a
   lookback re-emits rows into a loader that appends.
+- 21 and 22: daylight-saving days in two hemispheres (DST_DAYS): 21 on New York's
+  spring-forward (2025-03-09, 23 h) and fall-back (2025-11-02, 25 h) days, 22 on Sydney's
+  fall-back (2025-04-06) and spring-forward (2025-10-05) days, the participants' status
+  as an id (22 dropped: 2). Each such day: an accelerometer reading every 2 minutes of
+  the whole day (every hour valid at 30 minutes), battery readings every 3 minutes of its
+  first 5 hours (20 minutes an hour: not valid), prompts in both copies of a repeated
+  hour, and a `diary` survey whose status is a text label and which has a `start_time`.
+  21 moves from Toronto (until 01:59 EDT) to Hamilton (from 01:00 EST, ~58 km) across
+  New York's repeated hour. They are loaded at DST_LOADED; the tests build the project
+  in America/New_York and in Australia/Sydney.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import hashlib
 import io
 import json
 import math
+import typing as t
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -147,19 +158,185 @@ def weekly_rows() -> list[list[object]]:
     return [["w-3-1", 3, stamp(local("2025-03-04T18:00:00")), "fine", LOADED]]
 
 
+# --- daylight-saving days (participants 21 and 22) -------------------------------------
+
+DST_LOADED = "2025-11-05 12:00:00"
+DST_DAYS = {
+    21: ("America/New_York", ("2025-03-09", "2025-11-02")),
+    22: ("Australia/Sydney", ("2025-04-06", "2025-10-05")),
+}
+TORONTO = (43.6532, -79.3832)
+HAMILTON = (43.2557, -79.8711)
+
+
+def day_bounds(participant: int, day: str) -> tuple[datetime, datetime]:
+    """The UTC instants of the local midnight starting `day` and of the next one, in the
+    participant's DST_DAYS zone (23, 24 or 25 hours apart)."""
+    zone = ZoneInfo(DST_DAYS[participant][0])
+    first = datetime.fromisoformat(day).replace(tzinfo=zone)
+    return first.astimezone(UTC), (first + timedelta(days=1)).astimezone(UTC)
+
+
+def dst_moments(step_minutes: int, hours: float | None = None) -> list[tuple[int, datetime]]:
+    """(participant, instant) every `step_minutes` of elapsed time from the start of
+    each DST day, through the whole day or its first `hours`."""
+    out = []
+    for participant, (_, days) in DST_DAYS.items():
+        for day in days:
+            start, end = day_bounds(participant, day)
+            stop = start + timedelta(hours=hours) if hours is not None else end
+            moment = start + timedelta(seconds=20)
+            while moment < stop:
+                out.append((participant, moment))
+                moment += timedelta(minutes=step_minutes)
+    return out
+
+
+def dst_accelerometer_rows() -> list[list[object]]:
+    rows: list[list[object]] = []
+    for k, (participant, moment) in enumerate(dst_moments(2)):
+        x, y, z = 0.5 * (k % 4), 0.1 * (k % 7), 9.7
+        rid = row_id(participant, moment, x, y, z)
+        rows.append([rid, participant, stamp(moment), x, y, z, 1, DST_LOADED])
+    return rows
+
+
+def dst_battery_rows() -> list[list[object]]:
+    rows: list[list[object]] = []
+    for k, (participant, moment) in enumerate(dst_moments(3, hours=5)):
+        level, plugged = 90 - k % 50, k % 3 == 0
+        rows.append(
+            [
+                row_id(participant, moment, level),
+                participant,
+                stamp(moment),
+                level,
+                100,
+                int(plugged),
+                DST_LOADED,
+            ]
+        )
+    return rows
+
+
+def dst_gps_rows() -> list[list[object]]:
+    """Participant 21's fall-back night in New York: a fix a minute at Toronto from
+    00:00 EDT to 01:59 EDT, then at Hamilton from 01:00 EST to 03:59 EST."""
+    zone = ZoneInfo(DST_DAYS[21][0])
+    rows: list[list[object]] = []
+    for (lat, lon), first, fold in (
+        (TORONTO, "2025-11-02T00:00", 0),
+        (HAMILTON, "2025-11-02T01:00", 1),
+    ):
+        start = datetime.fromisoformat(first).replace(tzinfo=zone, fold=fold).astimezone(UTC)
+        for k in range(120 if fold == 0 else 180):
+            moment = start + timedelta(minutes=k)
+            rows.append(
+                [row_id(21, moment, lat, lon), 21, stamp(moment), lat, lon, 10.0, "gps", DST_LOADED]
+            )
+    return rows
+
+
+def dst_prompt(
+    participant: int, wall: str, fold: int, seconds: int, status: object, **extra: object
+) -> dict[str, object]:
+    """A session prompted at local wall-clock time `wall` (`fold` 1: the second copy of
+    a repeated hour) in the participant's zone, recorded `seconds` later."""
+    zone = ZoneInfo(DST_DAYS[participant][0])
+    # in UTC: arithmetic on an aware local time is wall-clock arithmetic, which drops `fold`
+    at = datetime.fromisoformat(wall).replace(tzinfo=zone, fold=fold).astimezone(UTC)
+    return {"participant": participant, "at": at, "seconds": seconds, "status": status, **extra}
+
+
+def dst_ema_rows() -> list[list[object]]:
+    sessions = [
+        dst_prompt(21, "2025-03-08T23:30", 0, 300, 1),  # the local day before
+        dst_prompt(21, "2025-03-09T00:30", 0, 240, 1),
+        dst_prompt(21, "2025-03-09T03:30", 0, 900, 2),  # the first hour after 01:59 EST
+        dst_prompt(21, "2025-03-09T20:00", 0, 30, 1),
+        dst_prompt(21, "2025-11-02T01:30", 0, 60, 1),  # EDT
+        dst_prompt(21, "2025-11-02T01:30", 1, 120, 1),  # EST, an hour later
+        dst_prompt(21, "2025-11-02T09:00", 0, 3600, 0),
+        dst_prompt(21, "2025-11-02T13:00", 0, 0, 4),
+        dst_prompt(21, "2025-11-02T23:30", 0, 600, 3),
+        dst_prompt(22, "2025-04-06T02:30", 0, 90, 1),  # AEDT
+        dst_prompt(22, "2025-04-06T02:30", 1, 45, 1),  # AEST
+        dst_prompt(22, "2025-04-06T12:00", 0, 3600, 0),
+        dst_prompt(22, "2025-10-05T01:30", 0, 200, 1),
+        dst_prompt(22, "2025-10-05T03:30", 0, 400, 1),  # an hour after 01:30
+        dst_prompt(22, "2025-10-05T23:59", 0, 30, 0),
+    ]
+    rows: list[list[object]] = []
+    for n, session in enumerate(sessions):
+        at = t.cast(datetime, session["at"])
+        rows.append(
+            [
+                f"e-{session['participant']}-dst-{n}",
+                session["participant"],
+                stamp(at),
+                stamp(at + timedelta(seconds=t.cast(int, session["seconds"]))),
+                session["status"],
+                "",  # no answer: the answers' checks are participant 1 and 2's
+                "",
+                DST_LOADED,
+            ]
+        )
+    return rows
+
+
+def diary_rows() -> list[list[object]]:
+    """A daily diary whose export gives the status as a text label (any case) and the
+    time the participant started it."""
+    sessions = [
+        dst_prompt(21, "2025-03-09T21:00", 0, 400, "Completed", started=100),
+        dst_prompt(21, "2025-11-02T01:15", 1, 300, "completed", started=40),
+        dst_prompt(21, "2025-11-02T21:00", 0, 3600, "Unanswered"),
+        dst_prompt(22, "2025-04-06T21:00", 0, 3600, "Unanswered"),
+        dst_prompt(22, "2025-10-05T21:00", 0, 250, "COMPLETED", started=70),
+        dst_prompt(22, "2025-10-05T22:00", 0, 3600, "Expired"),
+    ]
+    rows: list[list[object]] = []
+    for n, session in enumerate(sessions):
+        at = t.cast(datetime, session["at"])
+        started = session.get("started")
+        rows.append(
+            [
+                f"d-{session['participant']}-{n}",
+                session["participant"],
+                stamp(at),
+                stamp(at + timedelta(seconds=t.cast(int, started))) if started is not None else "",
+                stamp(at + timedelta(seconds=t.cast(int, session["seconds"]))),
+                session["status"],
+                "ok" if started is not None else "",
+                DST_LOADED,
+            ]
+        )
+    return rows
+
+
+def dst_participants() -> list[list[object]]:
+    """21 open, active by id; 22 dropped by id, with an end after the synced data."""
+    return [
+        [21, stamp(local("2025-03-07T00:00:00")), "", "", DST_LOADED, 1],
+        [22, stamp(local("2025-04-01T00:00:00")), "2026-02-01 00:00:00", "", DST_LOADED, 2],
+    ]
+
+
 TABLES: dict[str, tuple[list[str], list[list[object]]]] = {
     "participants": (
-        ["participant_id", "start_time", "end_time", "status", "_sdc_batched_at"],
+        ["participant_id", "start_time", "end_time", "status", "_sdc_batched_at", "status_id"],
         [
-            [1, stamp(local("2025-03-01T00:00:00")), "", "active", LOADED],
+            [1, stamp(local("2025-03-01T00:00:00")), "", "active", LOADED, ""],
             [
                 2,
                 stamp(local("2025-03-01T00:00:00")),
                 stamp(local("2025-03-03T00:00:00")),
                 "dropped",
                 LOADED,
+                "",
             ],
-            [3, stamp(local("2025-03-01T00:00:00")), "", "active", LOADED],
+            [3, stamp(local("2025-03-01T00:00:00")), "", "active", LOADED, ""],
+            *dst_participants(),
         ],
     ),
     "sensor_gps": (
@@ -173,7 +350,7 @@ TABLES: dict[str, tuple[list[str], list[list[object]]]] = {
             "provider",
             "_sdc_batched_at",
         ],
-        gps_rows(),
+        gps_rows() + dst_gps_rows(),
     ),
     "sensor_accelerometer": (
         [
@@ -186,7 +363,7 @@ TABLES: dict[str, tuple[list[str], list[list[object]]]] = {
             "accu",
             "_sdc_batched_at",
         ],
-        accelerometer_rows(),
+        accelerometer_rows() + dst_accelerometer_rows(),
     ),
     "sensor_battery": (
         [
@@ -198,7 +375,7 @@ TABLES: dict[str, tuple[list[str], list[list[object]]]] = {
             "plugged",
             "_sdc_batched_at",
         ],
-        battery_rows(),
+        battery_rows() + dst_battery_rows(),
     ),
     "survey_ema": (
         [
@@ -211,11 +388,24 @@ TABLES: dict[str, tuple[list[str], list[list[object]]]] = {
             "q1_metadata",
             "_sdc_batched_at",
         ],
-        ema_rows(),
+        ema_rows() + dst_ema_rows(),
     ),
     "survey_weekly": (
         ["uuid", "participant_id", "record_time", "q7", "_sdc_batched_at"],
         weekly_rows(),
+    ),
+    "survey_diary": (
+        [
+            "uuid",
+            "participant_id",
+            "prompt_time",
+            "start_time",
+            "record_time",
+            "status",
+            "q3",
+            "_sdc_batched_at",
+        ],
+        diary_rows(),
     ),
 }
 
