@@ -17,7 +17,8 @@ import re
 import socket
 import time
 import typing as t
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
@@ -29,8 +30,6 @@ SENSOR_CREATE_PATH = "/api/study/export/create/"
 FILTER_EXPORT_PATH = "/api/v1/filter/export/"
 USER_AGENT = "tap-avicenna"
 MAX_RETRY_AFTER_SECONDS = 600.0
-MAX_LIST_PAGES = 200
-"""Pages of the export list read per poll at most (5,000-20,000 exports at 25-100 a page)."""
 FIRST_CONTACT_ATTEMPTS = 3
 """Tries of the very first request when the host refuses connections or has no address."""
 FIRST_CONTACT_BACKOFF = 0.5
@@ -43,6 +42,18 @@ _SAFE_TEXT = re.compile(r"[^A-Za-z0-9 .,;:'()-]")
 _NOT_JSON = object()
 
 
+@dataclass(frozen=True)
+class ListPage:
+    """One page of the export list: its entries, its address and its links (absolute,
+    on api_url's origin), and the list's `count` when the page gives it."""
+
+    entries: list[dict[str, t.Any]]
+    url: str
+    next: str | None
+    previous: str | None
+    count: int | None = None
+
+
 class RetryableError(Exception):
     """A transient failure worth another try (never shown to the user as is)."""
 
@@ -52,13 +63,22 @@ class DownloadGone(Exception):
 
 
 class DownloadRefused(Exception):
-    """A download host other than the API refused the file (401/403): a presigned link
-    that expired, or a file the storage deleted. Not an authentication failure: the API
-    key is never sent there. A fresh link from the list, or a new export, is the cure."""
+    """The file's storage refused it (401/403 from a host other than the API's, or an
+    object store's XML error on any host): a presigned link that expired, or a file the
+    storage deleted. Not an authentication failure: a fresh link from the list, or a new
+    export, is the cure."""
 
     def __init__(self, label: str, detail: str) -> None:
         super().__init__(f"{label}: {detail}")
         self.detail = detail
+
+
+class _LocalError(Exception):
+    """Carries an OSError of writing a download's bytes past the network's handlers."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class BrokenDownload(RetryableError):
@@ -149,52 +169,96 @@ class AvicennaClient:
             "filter_create", FILTER_EXPORT_PATH, json=body, study_id=body["study_id"]
         )
 
-    def export_pages(self, study_id: int) -> t.Iterator[list[dict[str, t.Any]]]:
-        """The study's export list, one page at a time.
+    def list_page(self, study_id: int, url: str | None = None) -> ListPage | None:
+        """One page of the study's export list: the first (`url` None), or the one at
+        `url` (a link of a page read before); None when that page is past the end (a 404:
+        the list shrank while being read).
 
         A bare array is one page; an envelope (`{"count", "next", "previous",
-        "results"}`, or `exports`/`data`/`items`) is followed through its `next` links,
-        absolute or relative, whatever the paging style (page numbers, limit/offset,
-        cursors), for at most MAX_LIST_PAGES pages. A `next` link on another origin
-        (a proxy's internal host, http for https) is followed on api_url's origin: the
-        API key is never sent anywhere else. A 404 after the first page ends the list
-        (it shrank while being read).
+        "results"}`, or `exports`/`data`/`items`) gives its links, absolute or relative,
+        whatever the paging style (page numbers, limit/offset, cursors). A link on
+        another origin (a proxy's internal host, http for https) is taken on api_url's
+        origin: the API key is never sent anywhere else.
         """
-        url = self.api_url + FILTER_EXPORT_PATH
-        params: dict[str, t.Any] | None = {"study_id": study_id}
+        params = {"study_id": study_id} if url is None else None
+        response, payload = self._call(
+            "list",
+            "GET",
+            url or self.api_url + FILTER_EXPORT_PATH,
+            study_id=study_id,
+            params=params,
+            last_page_ok=url is not None,
+        )
+        if response is None:
+            return None
+        entries, (after, before), count = _page(payload, study_id)
+        here = response.url
+        return ListPage(
+            entries,
+            here,
+            next=self._on_origin(here, after) if after else None,
+            previous=self._on_origin(here, before) if before else None,
+            count=count,
+        )
+
+    def export_pages(self, study_id: int) -> t.Iterator[ListPage]:
+        """The study's export list from its first page to its last."""
+        first = self.list_page(study_id)
+        assert first is not None  # a first page past the end is an error, not None
+        return self.follow(study_id, first, "next")
+
+    def follow(
+        self, study_id: int, page: ListPage, link: t.Literal["next", "previous"]
+    ) -> t.Iterator[ListPage]:
+        """`page`, then the pages its `link` links lead to, however many, until one has
+        none or is past the end. A link back to a page already read, or a page of
+        nothing new, ends them (WARNING once)."""
         fetched: set[str] = set()
-        for number in range(1, MAX_LIST_PAGES + 1):
-            response, payload = self._call(
-                "list", "GET", url, study_id=study_id, params=params, last_page_ok=number > 1
-            )
-            if response is None:
-                yield []  # a request made: counted as a page
+        ids: set[tuple[t.Any, t.Any]] = set()
+        current: ListPage | None = page
+        while current is not None:
+            yield current
+            fetched.add(current.url)
+            shown = {(e.get("study_specific_id"), e.get("id")) for e in current.entries}
+            target = getattr(current, link)
+            if target is None:
                 return
-            entries, link = _page(payload, study_id)
-            yield entries
-            if not link:
-                return
-            fetched.add(response.url)
-            url, params = self._next_page(response.url, link), None
-            if url in fetched:
+            if target in fetched or shown <= ids:
                 self._warn_once(
                     "loop",
-                    "The export list's next link points back at a page already read; "
+                    f"The export list's {link} link leads back to exports already read; "
                     "the list ends there",
                 )
                 return
-        self._warn_once(
-            "pages",
-            f"The export list is longer than {MAX_LIST_PAGES} pages; the tap reads the first "
-            f"{MAX_LIST_PAGES} at each poll",
-        )
+            ids |= shown
+            current = self.list_page(study_id, target)
+
+    def last_page_url(self, first: ListPage) -> str | None:
+        """The address of the list's last page, from its first page: the page number
+        `count` gives (DRF's `page=last` without a `count`), or the offset of the last
+        `limit` entries; None when the paging style says nothing of it (a cursor, an
+        offset without `count`) or the list has one page."""
+        if first.next is None or not first.entries:
+            return None
+        parts = urlsplit(first.next)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        size = len(first.entries)
+        if "page" in query:
+            pages = -(-first.count // size) if first.count is not None else None
+            query["page"] = "last" if pages is None else str(max(1, pages))
+        elif "offset" in query and first.count is not None:
+            limit = int(query["limit"]) if query.get("limit", "").isdigit() else size
+            query["offset"] = str(max(0, (first.count - 1) // max(limit, 1) * limit))
+        else:
+            return None
+        return urlunsplit((*parts[:3], urlencode(query), ""))
 
     def list_exports(self, study_id: int) -> tuple[list[dict[str, t.Any]], int]:
         """Every entry of the study's export list, and the number of pages read."""
         entries: list[dict[str, t.Any]] = []
         pages = 0
         for page in self.export_pages(study_id):
-            entries.extend(page)
+            entries.extend(page.entries)
             pages += 1
         return entries, pages
 
@@ -202,10 +266,12 @@ class AvicennaClient:
         """Stream the file at `url` into `dest`; return its size.
 
         Raises DownloadGone on 404/410, DownloadRefused on 401/403 from a host other
-        than api_url's, and BrokenDownload when the body is shorter than its
+        than api_url's or with an object store's XML error (an expired presigned link on
+        the API's own host), and BrokenDownload when the body is shorter than its
         Content-Length or the connection drops; `label` (e.g. "export #12") names the
         file in messages instead of its URL. The Authorization header is sent only to
-        the api_url origin: a download URL elsewhere (a presigned link) gets none.
+        the api_url origin: a download URL elsewhere (a presigned link) gets none. An
+        OSError writing to `dest` (a full disk) is raised as it is, not retried.
         """
         ours = origin(url) == self._origin
         headers = {"Authorization": self._auth} if ours else {}
@@ -218,12 +284,13 @@ class AvicennaClient:
                 if status in (404, 410):
                     raise DownloadGone(f"{label}: file is gone (HTTP {status})")
                 if status in (401, 403):
-                    if ours:
+                    reason = _storage_reason(response)
+                    if ours and not reason:  # the API's own refusal (JSON), not its storage's
                         raise self._auth_error(status)
                     raise DownloadRefused(
                         label,
                         f"the download host {origin(url)[1]} refused the file "
-                        f"(HTTP {status}{_storage_reason(response)})",
+                        f"(HTTP {status}{reason})",
                     )
                 if status == 429 or status >= 500:
                     raise RetryableError(f"{label}: HTTP {status}")
@@ -232,8 +299,13 @@ class AvicennaClient:
                 expected = response.headers.get("Content-Length")
                 size = 0
                 for chunk in response.raw.stream(_CHUNK, decode_content=False):
-                    dest.write(chunk)
+                    try:
+                        dest.write(chunk)
+                    except OSError as exc:
+                        raise _LocalError(exc) from None
                     size += len(chunk)
+        except _LocalError as exc:
+            raise exc.error from None  # the disk's fault, not the connection's: no retry
         except (requests.ConnectionError, requests.Timeout, OSError) as exc:
             # The exception text holds the URL: report its type only.
             raise BrokenDownload(f"{label}: connection failed ({type(exc).__name__})") from None
@@ -272,15 +344,15 @@ class AvicennaClient:
             self._warned.add(key)
             LOGGER.warning("%s", message)
 
-    def _next_page(self, current: str, link: str) -> str:
-        """The absolute URL of a `next` link, on api_url's origin."""
+    def _on_origin(self, current: str, link: str) -> str:
+        """The absolute URL of a list page's link, on api_url's origin."""
         target = urljoin(current, link)
         if origin(target) == self._origin:
             return target
         scheme, host, port = origin(target)
         self._warn_once(
             "origin",
-            f"The export list's next links point at {scheme}://{host}:{port}, not at api_url's "
+            f"The export list's links point at {scheme}://{host}:{port}, not at api_url's "
             "origin; they are followed on api_url's origin",
         )
         base, parts = urlsplit(self.api_url), urlsplit(target)
@@ -447,13 +519,16 @@ def _what(response: requests.Response) -> str:
     return "an empty answer" if not response.content.strip() else "non-JSON content"
 
 
-def _page(payload: t.Any, study_id: int) -> tuple[list[dict[str, t.Any]], str | None]:
-    """A list page's entries and its `next` link."""
-    link: t.Any = None
+def _page(
+    payload: t.Any, study_id: int
+) -> tuple[list[dict[str, t.Any]], tuple[str | None, str | None], int | None]:
+    """A list page's entries, its `next` and `previous` links and the list's `count`."""
+    links: list[t.Any] = [None, None]
+    count: t.Any = None
     if isinstance(payload, dict):
-        link = payload.get("next")
-        if link is None and isinstance(payload.get("links"), dict):
-            link = payload["links"].get("next")
+        nested = payload["links"] if isinstance(payload.get("links"), dict) else {}
+        links = [payload.get(name) or nested.get(name) for name in ("next", "previous")]
+        count = payload.get("count")
         for key in ("results", "exports", "data", "items"):
             if isinstance(payload.get(key), list):
                 payload = payload[key]
@@ -463,7 +538,9 @@ def _page(payload: t.Any, study_id: int) -> tuple[list[dict[str, t.Any]], str | 
             f"Avicenna answered the export list of study {study_id} with an unexpected "
             f"shape ({type(payload).__name__}); expected a list of exports"
         )
-    return payload, link if isinstance(link, str) and link.strip() else None
+    shown = [link if isinstance(link, str) and link.strip() else None for link in links]
+    known = count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
+    return payload, (shown[0], shown[1]), known
 
 
 def _busy(status: int, payload: t.Any) -> bool:

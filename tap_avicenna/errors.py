@@ -34,3 +34,8 @@ class ExportFailed(AvicennaError):
 
 class FileFormatError(AvicennaError):
     """A downloaded export file is broken or hostile (names the file, line and reason)."""
+
+
+class LocalWriteError(AvicennaError):
+    """A file could not be written on this machine (disk full, no permission, read-only
+    file system): the message names the folder and the error."""

@@ -8,6 +8,9 @@ record is done (`release`), so that a record is never written without being coun
 
 from __future__ import annotations
 
+import signal
+import threading
+import typing as t
 from types import FrameType
 
 
@@ -20,18 +23,32 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+def ignore_signals() -> None:
+    """SIGINT and SIGTERM ignored by the process from now on (SIG_IGN), so that none
+    ends it by the signal. A Python handler is not enough: interpreter shutdown puts
+    the default action back in its place, not SIG_IGN. Only the main thread may set
+    it; elsewhere nothing is done."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
+
 class InterruptGate:
     """Turns SIGINT/SIGTERM into `Interrupted`, at once or at the end of a held record.
 
     Once the run is stopping, further signals are ignored: a second Ctrl-C (or a
     SIGTERM after a SIGINT) would otherwise interrupt the clean-up that writes the last
-    STATE, or a generator closed at exit, and print a traceback after the ERROR line.
+    STATE, or a generator closed at exit, and print a traceback after the ERROR line,
+    or end the process by the signal while the interpreter shuts down instead of with
+    128 + the first signal. `on_stop` runs as the run starts stopping (the tap's:
+    `ignore_signals`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_stop: t.Callable[[], None] = lambda: None) -> None:
         self.held = False
         self.deferred: int | None = None
         self.stopping = False
+        self.on_stop = on_stop
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         """The signal handler."""
@@ -51,4 +68,5 @@ class InterruptGate:
 
     def _stop(self, signum: int) -> None:
         self.stopping = True
+        self.on_stop()
         raise Interrupted(signum)

@@ -34,7 +34,7 @@ from tap_avicenna.exports.planner import Period
 from tap_avicenna.exports.repository import AvicennaExportRepository
 from tap_avicenna.exports.runner import Event, ExportRunner
 from tap_avicenna.exports.schedule import PER_STREAM_ENV, ExportSchedule
-from tap_avicenna.interrupts import Interrupted, InterruptGate
+from tap_avicenna.interrupts import Interrupted, InterruptGate, ignore_signals
 from tap_avicenna.parsing import Limits
 from tap_avicenna.settings import (
     CONFIG_SCHEMA,
@@ -51,7 +51,8 @@ from tap_avicenna.streams.survey import SurveyStream
 
 
 class _Command(SingerCommand):
-    """The SDK's command, but expected failures print one line and exit 1.
+    """The SDK's command, but expected failures print one line and exit 1 (128 +
+    the signal for a signal).
 
     Click runs option callbacks (`--discover`, `--test`) while making the context and
     the sync while invoking it: both are covered.
@@ -70,6 +71,12 @@ class _Command(SingerCommand):
         except Interrupted as exc:
             self.logger.error("%s", exc)
             raise click.exceptions.Exit(128 + exc.signum) from None
+        except BrokenPipeError:
+            self.logger.error(
+                "stdout was closed while the tap wrote to it (broken pipe): whatever read "
+                "it (the target) stopped; the next run resumes from the last STATE it kept"
+            )
+            raise  # click quiets stdout's last flush and exits 1
 
     def make_context(self, *args: t.Any, **kwargs: t.Any) -> click.Context:
         with self._one_line_errors():
@@ -155,7 +162,7 @@ class TapAvicenna(Tap):
 
     @functools.cached_property
     def interrupts(self) -> InterruptGate:
-        return InterruptGate()
+        return InterruptGate(on_stop=ignore_signals)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT: unwind the sync (`Interrupted`); `sync` then writes the

@@ -470,22 +470,21 @@ class ExportRunner:
             return self.poll_interval
         return max(self.poll_interval / 4, min(tick, soonest))
 
-    def _enough(self) -> Enough | None:
-        """When a poll may stop reading pages: on a newest-first list, once every export
-        it looks for (pending, or an id from state still to check) is found and an
-        export already listed before is reached (all that follows is older, and was
-        listed before). None (read every page) while an export's id is still to be
-        found, on the first poll, or on any other order."""
-        if not self._known or any(job.export_id is None for job in self._pending):
-            return None
-        wanted = {job.export_id for job in self._pending} | {
+    def _enough(self) -> Enough:
+        """When a poll may stop reading pages (the repository reads the newest exports
+        first): once every export it looks for (pending with its id known, or an id from
+        state still to check) is found and an export listed before is reached (all that
+        follows is older, and was listed before; a new export is newer), in newest-first
+        order (any other order is read to its end)."""
+        wanted = {job.export_id for job in self._pending if job.export_id is not None} | {
             export_id for work in self._lanes.values() for export_id in work.resume.values()
         }
         known = frozenset(self._known)
 
         def enough(exports: list[ListedExport]) -> bool:
             ids = [e.export_id for e in exports]
-            return wanted.issubset(ids) and not known.isdisjoint(ids) and _newest_first(ids)
+            reached = not known or not known.isdisjoint(ids)
+            return wanted.issubset(ids) and reached and _newest_first(ids)
 
         return enough
 

@@ -376,6 +376,8 @@ SETTINGS = (
     "list_order",
     "pagination",
     "next_links",
+    "list_count",
+    "page_last",
     "history_exports",
     "presigned_urls",
     "presign_ttl_seconds",
@@ -418,6 +420,11 @@ class SimulatorConfig:
     list_order: str = "newest"  # newest | oldest first
     pagination: str = "page"  # page (``?page=N``) | limit_offset (``?limit=&offset=``)
     next_links: str = "absolute"  # absolute | relative (``/api/...?page=2``) next links
+    list_count: bool = True
+    """Paged list answers carry ``count`` (DRF's page-number and limit/offset paginations
+    do; a cursor pagination does not)."""
+    page_last: bool = True
+    """``?page=last`` answers the last page (DRF's ``last_page_strings``); off: 404."""
     history_exports: int = 0
     """Older exports in every study at start (other users' and data sources', most of
     them expired), so that a study's list is long."""

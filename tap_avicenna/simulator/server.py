@@ -641,12 +641,15 @@ class Simulator:
                 return 200, [self._entry(e, now) for e in exports]
             start, size, link = self._page_window(query, len(exports))
             entries = [self._entry(e, now) for e in exports[start : start + size]]
-            return 200, {
+            answer = {
                 "count": len(exports),
                 "next": link(start + size) if start + size < len(exports) else None,
                 "previous": link(start - size) if start > 0 else None,
                 "results": entries,
             }
+            if not self.config.list_count:
+                del answer["count"]
+            return 200, answer
 
     def _page_window(
         self, query: dict[str, list[str]], count: int
@@ -667,7 +670,8 @@ class Simulator:
             start = max(0, arg("offset", 0))
         else:
             size = config.page_size
-            page = arg("page", 1)
+            last = query.get("page") == ["last"] and config.page_last
+            page = max(1, -(-count // size)) if last else arg("page", 1)
             if page < 1 or (page - 1) * size >= max(count, 1):
                 raise HttpError(404, "Invalid page.")
             start = (page - 1) * size

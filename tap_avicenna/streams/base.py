@@ -83,7 +83,7 @@ class _ExpectedErrors(logging.Filter):
         return not (
             record.levelno >= logging.ERROR
             and str(record.msg).startswith("An unhandled error occurred")
-            and isinstance(sys.exc_info()[1], AvicennaError)
+            and isinstance(sys.exc_info()[1], (AvicennaError, BrokenPipeError))
         )
 
 

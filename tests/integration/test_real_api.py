@@ -97,15 +97,39 @@ def test_given_paged_list_and_long_history_when_synced_then_exact_rows(
     run = run_tap(tmp_path, config)
     assert_complete(run, sim, config)
     ticks = polls(run)
-    assert ticks[0][0] == 12  # the first poll reads all 300 older exports, 25 a page
     assert sim.stats()["list"] == sum(n for n, _ in ticks)  # pages counted per tick
-    later = [n for n, _ in ticks[1:]]
-    if style["list_order"] == "newest":  # stops once its exports and an older one are read
-        assert max(later) <= 2
-    else:
-        assert min(later) >= 12
+    # Newest first: page 1 (nothing from state to find); oldest first: page 1, then the
+    # last page `count` gives. Later: until its exports and an older one are read.
+    assert ticks[0][0] == (1 if style["list_order"] == "newest" else 2)
+    assert max(n for n, _ in ticks[1:]) <= 2
     test = run_tap(tmp_path, config, None, "--test")
     assert test.returncode == 0 and "export(s) listed on 13 page(s)" in test.stderr
+
+
+@pytest.mark.parametrize(
+    ("style", "history", "first_poll"),
+    [
+        ({"pagination": "page"}, 5000, 2),  # page 1, then the last page from `count`
+        ({"pagination": "limit_offset", "next_links": "relative"}, 5000, 2),  # last offset
+        ({"list_count": False}, 5000, 2),  # page 1, then DRF's page=last
+        ({"list_count": False, "page_last": False}, 1000, 101),  # page 1, page=last: 404, all
+    ],
+    ids=["page-count", "offset-count", "page-last", "neither"],
+)
+def test_given_5000_older_exports_oldest_first_when_synced_then_exact_rows_few_requests(
+    sim: Simulator, tmp_path: Path, style: dict[str, t.Any], history: int, first_poll: int
+) -> None:
+    """Was: every poll read the first 200 of 500 pages, never ours: three timeouts.
+    Without `count` or `page=last` (1,000 exports: the full read is the point), the
+    first poll reads the list whole and later ones start at the last page it reached."""
+    sim.configure(page_size=10, list_order="oldest", history_exports=history, **style)
+    config = small_config(sim, export_timeout_seconds=10)
+    run = run_tap(tmp_path, config)
+    assert_complete(run, sim, config)
+    requests = [n for n, _ in polls(run)]
+    assert requests[0] == first_poll
+    assert max(requests[1:]) <= 3  # the last page or two, and where the run's exports are
+    assert sim.stats()["list"] == sum(requests)
 
 
 def test_given_html_answers_to_list_and_create_when_synced_then_retried_like_5xx(
@@ -123,17 +147,23 @@ def test_given_html_answers_to_list_and_create_when_synced_then_retried_like_5xx
 # --- downloads ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [("http://localhost:{port}", "localhost"), (None, "127.0.0.1")],
+    ids=["storage-host", "api-host"],
+)
 def test_given_presigned_links_that_expire_when_synced_then_fresh_link_same_export(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, origin: str | None, host: str
 ) -> None:
-    """Was: "Avicenna rejected the API key", exit 1, for a link the key never went to."""
-    sim.configure(presigned_urls=True, download_origin="http://localhost:{port}")
+    """Was: "Avicenna rejected the API key", exit 1, for a link the key never went to
+    (storage host), and for an object store's XML refusal on the API's own host."""
+    sim.configure(presigned_urls=True, download_origin=origin)
     sim.faults.expire_next_links = 2
     config = small_config(sim)
     run = run_tap(tmp_path, config)
     assert_complete(run, sim, config)
     refused = (
-        "the download host localhost refused the file (HTTP 403: AccessDenied, Request has "
+        f"the download host {host} refused the file (HTTP 403: AccessDenied, Request has "
         "expired); listing again for a fresh link"
     )
     assert run.stderr.count(refused) == 2

@@ -98,6 +98,28 @@ def test_given_page_past_the_end_when_listing_then_404_like_drf(sim: Simulator) 
     assert response.status_code == 404 and response.json() == {"detail": "Invalid page."}
 
 
+@pytest.mark.parametrize("page_last", [True, False])
+def test_given_page_last_when_listing_then_the_last_page_or_404_like_drf(
+    sim: Simulator, page_last: bool
+) -> None:
+    sim.configure(page_size=25, list_order="oldest", history_exports=60, page_last=page_last)
+    response = requests.get(
+        sim.url + FILTER, params={"study_id": str(STUDY), "page": "last"}, headers=sim.auth_header()
+    )
+    if not page_last:
+        assert response.status_code == 404 and response.json() == {"detail": "Invalid page."}
+        return
+    page = response.json()
+    assert [e["study_specific_id"] for e in page["results"]] == list(range(51, 61))
+    assert page["next"] is None and "page=2" in page["previous"]
+
+
+def test_given_no_list_count_when_listing_then_pages_without_count(sim: Simulator) -> None:
+    sim.configure(page_size=25, history_exports=30, list_count=False)
+    first = listing(sim)
+    assert "count" not in first and len(first["results"]) == 25 and first["next"]
+
+
 def test_given_history_exports_when_listing_then_older_exports_of_other_users(
     sim: Simulator,
 ) -> None:

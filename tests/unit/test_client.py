@@ -317,16 +317,17 @@ def test_given_next_link_looping_when_listing_then_stops(
     assert client.list_exports(7) == ([{"study_specific_id": 1}], 1)
 
 
-def test_given_endless_pages_when_listing_then_bounded_pages_read(
-    client: AvicennaClient, requests_mock: rm.Mocker, monkeypatch: pytest.MonkeyPatch
+def test_given_endless_pages_of_the_same_exports_when_listing_then_stops(
+    client: AvicennaClient, requests_mock: rm.Mocker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("tap_avicenna.client.MAX_LIST_PAGES", 5)
+    """No page cap: a list ends where its pages show nothing new."""
     requests_mock.get(
         re.compile(r".*/filter/export/.*"),
         json=lambda request, context: _page([1], f"{request.url}&more=1"),
     )
     _, pages = client.list_exports(7)
-    assert pages == 5 and requests_mock.call_count == 5
+    assert pages == 2 and requests_mock.call_count == 2
+    assert "leads back to exports already read" in caplog.text
 
 
 def test_given_page_past_the_end_404_when_listing_then_list_ends_there(
@@ -334,7 +335,79 @@ def test_given_page_past_the_end_404_when_listing_then_list_ends_there(
 ) -> None:
     requests_mock.get(LIST_URL, json=_page([2], f"{LIST_URL}&page=2"))
     requests_mock.get(f"{LIST_URL}&page=2", status_code=404, json={"detail": "Invalid page."})
-    assert client.list_exports(7) == ([{"study_specific_id": 2}], 2)
+    assert client.list_exports(7) == ([{"study_specific_id": 2}], 1)
+    assert requests_mock.call_count == 2
+
+
+def _oldest_first(total: int, size: int, *, count: bool = True) -> t.Callable[..., t.Any]:
+    """A DRF page-number list of `total` exports, oldest first, `size` a page."""
+
+    def answer(request: t.Any, context: t.Any) -> t.Any:
+        pages = max(1, -(-total // size))
+        number = request.qs.get("page", ["1"])[-1]
+        page = pages if number == "last" else int(number)
+        if page > pages:
+            context.status_code = 404
+            return {"detail": "Invalid page."}
+        ids = list(range((page - 1) * size + 1, min(page * size, total) + 1))
+        body = _page(ids, f"{LIST_URL}&page={page + 1}" if page < pages else None)
+        body["previous"] = f"{LIST_URL}&page={page - 1}" if page > 1 else None
+        body["count"] = total
+        if not count:
+            del body["count"]
+        return body
+
+    return answer
+
+
+def _wanting(*ids: int) -> t.Callable[[list[ListedExport]], bool]:
+    return lambda exports: set(ids) <= {e.export_id for e in exports}
+
+
+@pytest.mark.parametrize("count", [True, False], ids=["count", "page-last"])
+def test_given_oldest_first_list_when_listing_then_read_back_from_its_end_until_enough(
+    client: AvicennaClient, requests_mock: rm.Mocker, count: bool
+) -> None:
+    requests_mock.get(re.compile(r".*/filter/export/.*"), json=_oldest_first(30, 5, count=count))
+    listing = AvicennaExportRepository(client, 7).list(_wanting(12))
+    assert [e.export_id for e in listing.exports] == list(range(30, 10, -1))  # newest first
+    pages = [r.qs.get("page", ["1"])[-1] for r in requests_mock.request_history]
+    assert pages == ["1", "6" if count else "last", "5", "4", "3"] and listing.pages == 5
+
+
+def test_given_oldest_first_list_without_its_end_when_listed_twice_then_once_in_full(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    """Neither `count` nor `page=last`: one full read, then from the page it ended on."""
+    pages = _oldest_first(30, 5, count=False)
+
+    def no_last(request: t.Any, context: t.Any) -> t.Any:
+        if request.qs.get("page") == ["last"]:
+            context.status_code = 404
+            return {"detail": "Invalid page."}
+        return pages(request, context)
+
+    requests_mock.get(re.compile(r".*/filter/export/.*"), json=no_last)
+    repo = AvicennaExportRepository(client, 7)
+    assert repo.list(_wanting(0)).pages == 1 + 1 + 5  # page 1, page=last, pages 2 to 6
+    requests_mock.reset_mock()
+    again = repo.list(_wanting(27))
+    assert [e.export_id for e in again.exports] == [30, 29, 28, 27, 26] and again.pages == 1
+    assert requests_mock.request_history[0].qs["page"] == ["6"]
+
+
+def test_given_an_id_not_in_the_list_when_listed_again_then_no_second_full_read(
+    client: AvicennaClient, requests_mock: rm.Mocker
+) -> None:
+    """Read from the end back to page 1 once; then the reading stops as soon as it gets
+    back to exports read then (even they cannot satisfy it)."""
+    requests_mock.get(re.compile(r".*/filter/export/.*"), json=_oldest_first(30, 5))
+    repo = AvicennaExportRepository(client, 7)
+    assert repo.list(_wanting(999)).pages == 1 + 6  # page 1, then pages 6 to 1
+    requests_mock.reset_mock()
+    again = repo.list(_wanting(999))
+    assert [e.export_id for e in again.exports] == [30, 29, 28, 27, 26] and again.pages == 1
+    assert repo.list(_wanting(12)).pages == 4  # an id that is there: read back to it
 
 
 def test_given_html_200_list_then_json_when_listing_then_retried_like_a_5xx(
@@ -518,3 +591,19 @@ def test_given_403_from_the_api_origin_when_downloading_then_auth_error_naming_u
     requests_mock.get(f"{API}/media/x.zip", status_code=403, json={"detail": "Forbidden"})
     with pytest.raises(AuthError, match=r"r@example\.com"):
         client.download(f"{API}/media/x.zip", io.BytesIO(), label="export #3")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_given_object_store_403_on_the_api_origin_when_downloading_then_refused_not_auth(
+    client: AvicennaClient, requests_mock: rm.Mocker, status: int
+) -> None:
+    """An expired presigned link on the API's own host (its storage behind one origin)
+    answers XML, not DRF's JSON: a refused link, not a rejected key."""
+    url = f"{API}/media/exports/7/t/f.zip?X-Amz-Signature=abc&X-Amz-Expires=60"
+    requests_mock.get(url, status_code=status, text=EXPIRED_XML)
+    with pytest.raises(DownloadRefused) as info:
+        client.download(url, io.BytesIO(), label="export #3")
+    assert str(info.value) == (
+        "export #3: the download host avicenna.test refused the file "
+        f"(HTTP {status}: AccessDenied, Request has expired)"
+    )

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from tap_avicenna.interrupts import Interrupted, InterruptGate
+from tap_avicenna.interrupts import Interrupted, InterruptGate, ignore_signals
 
 
 def test_given_a_signal_when_not_held_then_interrupted_at_once() -> None:
@@ -34,3 +34,26 @@ def test_given_the_run_stopping_when_another_signal_comes_then_it_is_ignored() -
     gate.held = True
     gate.handle(signal.SIGINT, None)
     gate.release()  # nothing deferred is raised once stopping
+
+
+def test_given_a_signal_when_the_run_stops_then_on_stop_runs_once() -> None:
+    """The tap's `on_stop` sets SIG_IGN (tests/integration/test_local_failures.py)."""
+    stops: list[bool] = []
+    gate = InterruptGate(on_stop=lambda: stops.append(True))
+    gate.held = True
+    gate.handle(signal.SIGTERM, None)
+    assert stops == []  # not before the held record is done
+    with pytest.raises(Interrupted):
+        gate.release()
+    gate.handle(signal.SIGTERM, None)
+    assert stops == [True]
+
+
+def test_given_ignore_signals_when_called_in_the_main_thread_then_sig_ign() -> None:
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        ignore_signals()
+        assert {signal.getsignal(s) for s in before} == {signal.SIG_IGN}
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

@@ -363,8 +363,8 @@ def test_given_paged_list_when_polling_then_one_tick_per_interval_pages_counted_
     assert runner.stats.polls == repo.lists == len(sleeps) + 1
     assert runner.stats.pages == repo.pages > runner.stats.polls
     if newest_first:  # stops once every pending export and an older one are read
-        assert repo.stopped_early == repo.lists - 1  # all but the first poll
-        assert repo.page_counts[0] == 20 and max(repo.page_counts[1:]) <= 3
+        assert repo.stopped_early == repo.lists  # the first poll: once an export is read
+        assert repo.page_counts[0] == 1 and max(repo.page_counts[1:]) <= 3
     else:
         assert repo.stopped_early == 0
 
