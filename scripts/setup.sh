@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 [ -x .venv/bin/uv ] || .venv/bin/pip install -q uv
-.venv/bin/uv pip install -q --python .venv/bin/python -e '.[dev]'
+.venv/bin/uv pip install -q --python .venv/bin/python -e '.[dev,report]'
 mkdir -p output
 if ! .venv/bin/meltano install >output/meltano-install.log 2>&1; then
   cat output/meltano-install.log >&2
