@@ -23,6 +23,7 @@ MULTIPLES = 20  # participants the mobility small multiples show at once
 MULTIPLE_COLUMNS = 4
 OUTSIDE = "#e3e3e3"  # cells outside a participation
 ROW_PIXELS = 13
+DAY_MS = 86_400_000
 
 Cell = tuple[float | None, Any]  # (the cell's value, its hover data)
 
@@ -111,7 +112,13 @@ def heatmap(
         height=170 + ROW_PIXELS * shown,
         margin={"l": 80, "r": 20, "t": 90, "b": 40},
         plot_bgcolor="white",
-        xaxis={"type": "date", "hoverformat": "%Y-%m-%d (%a)", "side": "top"},
+        xaxis={
+            "type": "date",
+            "hoverformat": "%Y-%m-%d (%a)",
+            "tickformat": "%b %d",
+            "dtick": DAY_MS * max(1, len(days) // 15),  # a tick on a cell's middle
+            "side": "top",
+        },
         yaxis={
             "type": "category",
             "categoryorder": "array",

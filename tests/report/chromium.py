@@ -50,6 +50,11 @@ def _above_four(descriptor: int) -> int:
     return moved
 
 
+def js_call(function: str, *args: t.Any) -> str:
+    """A JavaScript expression: `function` (its source) called with `args` (as JSON)."""
+    return f"({function})({', '.join(json.dumps(arg) for arg in args)})"
+
+
 def chromium_binary() -> str | None:
     return shutil.which("chromium")
 
