@@ -40,7 +40,7 @@ def _facts(study: Study, generated: dt.datetime) -> str:
         f" ({sum(study.has_data.values()):,} with data)",
         "sensors": ", ".join(study.sensors) or "none",
         "surveys": ", ".join(study.surveys) if study.per_survey else "pooled (all surveys)",
-        "last loaded": str(study.loaded_at or "never"),
+        "last loaded": str(study.loaded_at or "not recorded (no _loaded_at in the marts)"),
         "marts": f"schema {study.schema}",
         "report made": generated.strftime("%Y-%m-%d %H:%M UTC"),
     }
