@@ -25,6 +25,11 @@ OUTSIDE = "#e3e3e3"  # cells outside a participation
 ROW_PIXELS = 13
 DAY_MS = 86_400_000
 
+# the small multiples' lines: (legend, hover unit, style, on the right-hand axis)
+MOBILITY_LINES = (
+    ("distance (km)", "km", {"color": "#1f77b4", "width": 1.5}, False),
+    ("time at home (h)", "h at home", {"color": "#ff7f0e", "width": 1.5, "dash": "dot"}, True),
+)
 Cell = tuple[float | None, Any]  # (the cell's value, its hover data)
 
 
@@ -215,34 +220,22 @@ def mobility_multiples(study: Study) -> go.Figure:
         horizontal_spacing=0.07,
     )
     for slot in range(slots):
-        days, distances, at_home = series[slot]
+        days, *values = series[slot]
         where = {"row": slot // MULTIPLE_COLUMNS + 1, "col": slot % MULTIPLE_COLUMNS + 1}
-        figure.add_trace(
-            go.Scatter(
-                x=days,
-                y=distances,
-                name="distance (km)",
-                legendgroup="distance",
-                showlegend=slot == 0,
-                line={"color": "#1f77b4", "width": 1.5},
-                hovertemplate="%{x}: %{y} km<extra></extra>",
-            ),
-            secondary_y=False,
-            **where,
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=days,
-                y=at_home,
-                name="time at home (h)",
-                legendgroup="home",
-                showlegend=slot == 0,
-                line={"color": "#ff7f0e", "width": 1.5, "dash": "dot"},
-                hovertemplate="%{x}: %{y} h at home<extra></extra>",
-            ),
-            secondary_y=True,
-            **where,
-        )
+        for (name, unit, line, secondary), ys in zip(MOBILITY_LINES, values, strict=True):
+            figure.add_trace(
+                go.Scatter(
+                    x=days,
+                    y=ys,
+                    name=name,
+                    legendgroup=name,
+                    showlegend=slot == 0,
+                    line=line,
+                    hovertemplate=f"%{{x}}: %{{y}} {unit}<extra></extra>",
+                ),
+                secondary_y=secondary,
+                **where,
+            )
     figure.update_yaxes(rangemode="tozero", tickfont={"size": 9})
     figure.update_yaxes(range=[0, 24], secondary_y=True, showgrid=False)
     figure.update_xaxes(tickfont={"size": 9})

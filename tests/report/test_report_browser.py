@@ -8,6 +8,7 @@ Chromium is Debian's package (`bash scripts/install-chromium.sh`; scripts/test.s
 
 from __future__ import annotations
 
+import shutil
 import typing as t
 from pathlib import Path
 
@@ -17,27 +18,21 @@ import pytest
 from tap_avicenna_report import cli, study
 from tap_avicenna_report.warehouse import DuckDBWarehouse, columns
 from tests.report.chromium import Browser, chromium_binary, js_call
-from tests.unit.test_dbt_package import DUCKDB_VENV, DuckDBProject
+from tests.unit.test_dbt_package import DuckDBProject
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "output" / "report-browser.png"
 
 
 @pytest.fixture(scope="module")
-def marts(tmp_path_factory: pytest.TempPathFactory) -> DuckDBWarehouse:
-    """The integration project's marts, built by dbt, in a DuckDB file no process holds."""
-    if not (DUCKDB_VENV / "dbt").exists():
-        pytest.fail("the dbt-duckdb utility is missing: run `bash scripts/setup.sh`", pytrace=False)
-    work = tmp_path_factory.mktemp("report-dbt")
-    project = DuckDBProject(work / "warehouse.duckdb", work)
-    try:
-        project.session.dbt("deps")
-        project.session.dbt("seed")
-        output = project.build()
-        assert "ERROR=0" in output, output[-3000:]
-    finally:
-        project.session.close()
-    return DuckDBWarehouse(str(project.path), project.schema)
+def marts(duckdb_project: DuckDBProject) -> DuckDBWarehouse:
+    """The integration project's marts, built by dbt (test_dbt_package's fixture), in a
+    copy of its DuckDB file (the dbt session holds the file; a checkpoint first writes
+    every change into it)."""
+    duckdb_project.execute("checkpoint", mode="write")
+    copy = duckdb_project.work / "report.duckdb"
+    shutil.copyfile(duckdb_project.path, copy)
+    return DuckDBWarehouse(str(copy), duckdb_project.schema)
 
 
 @pytest.fixture(scope="module")
