@@ -21,9 +21,14 @@ from tap_avicenna_report.study import Participant, Study
 PAGE_ROWS = 50  # participants a heatmap shows at once
 MULTIPLES = 20  # participants the mobility small multiples show at once
 MULTIPLE_COLUMNS = 4
+MULTIPLE_PIXELS = 190  # height of a row of small multiples
 OUTSIDE = "#e3e3e3"  # cells outside a participation
-ROW_PIXELS = 13
+ROW_PIXELS = 14
+MIN_PLOT_PIXELS = 120
 DAY_MS = 86_400_000
+MARGIN_TOP, MARGIN_BOTTOM = 110, 30
+MENU_PIXELS = 42
+LEGEND_PIXELS = 28  # the small multiples' legend, under their title
 
 # the small multiples' lines: (legend, hover unit, style, on the right-hand axis)
 MOBILITY_LINES = (
@@ -38,10 +43,17 @@ def _pages(count: int, size: int) -> list[tuple[int, int]]:
 
 
 def _page_menu(
-    labels: Sequence[str], size: int, method: str, args: Callable[[int, int], list[Any]]
+    labels: Sequence[str],
+    size: int,
+    method: str,
+    args: Callable[[int, int], list[Any]],
+    *,
+    plot_height: float,
+    right: bool,
 ) -> Any:
     """A dropdown of the pages of `labels`: each button calls Plotly's `method` with
-    `args(start, end)`."""
+    `args(start, end)`. It sits MENU_PIXELS above the plot area (of `plot_height`
+    pixels), clear of the axis labels, at the left or the right."""
     return {
         "buttons": [
             {
@@ -52,11 +64,10 @@ def _page_menu(
             for start, end in _pages(len(labels), size)
         ],
         "direction": "down",
-        "x": 0,
-        "xanchor": "left",
-        "y": 1.0,
+        "x": 1 if right else 0,
+        "xanchor": "right" if right else "left",
+        "y": 1 + MENU_PIXELS / plot_height,
         "yanchor": "bottom",
-        "pad": {"b": 8},
     }
 
 
@@ -84,6 +95,7 @@ def heatmap(
         hovers.append([None if found is None else found[1] for found in cells])
         outside.append([None if participant.takes_part(day) else 1 for day in study.days])
     shown = min(len(labels), PAGE_ROWS)
+    plot_height = max(ROW_PIXELS * shown, MIN_PLOT_PIXELS)
     figure = go.Figure(
         [
             go.Heatmap(
@@ -114,8 +126,8 @@ def heatmap(
     )
     figure.update_layout(
         title={"text": title, "x": 0, "xanchor": "left"},
-        height=170 + ROW_PIXELS * shown,
-        margin={"l": 80, "r": 20, "t": 90, "b": 40},
+        height=MARGIN_TOP + MARGIN_BOTTOM + plot_height,
+        margin={"l": 95, "r": 20, "t": MARGIN_TOP, "b": MARGIN_BOTTOM},
         plot_bgcolor="white",
         xaxis={
             "type": "date",
@@ -129,6 +141,8 @@ def heatmap(
             "categoryorder": "array",
             "categoryarray": labels,
             "range": [shown - 0.5, -0.5],
+            "dtick": 1,  # every participant's label
+            "tickfont": {"size": 10},
             "title": {"text": "participant"},
         },
     )
@@ -140,6 +154,8 @@ def heatmap(
                     PAGE_ROWS,
                     "relayout",
                     lambda start, end: [{"yaxis.range": [end - 0.5, start - 0.5]}],
+                    plot_height=plot_height,
+                    right=True,
                 )
             ]
         )
@@ -237,13 +253,20 @@ def mobility_multiples(study: Study) -> go.Figure:
                 **where,
             )
     figure.update_yaxes(rangemode="tozero", tickfont={"size": 9})
-    figure.update_yaxes(range=[0, 24], secondary_y=True, showgrid=False)
+    figure.update_yaxes(
+        range=[0, 24], tickvals=[0, 12, 24], tickmode="array", secondary_y=True, showgrid=False
+    )
     figure.update_xaxes(tickfont={"size": 9})
     figure.update_layout(
         title={"text": "Daily mobility: distance (km, solid) and time at home (h, dotted)"},
-        height=120 + 190 * rows,
-        margin={"l": 50, "r": 40, "t": 110, "b": 40},
-        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
+        height=MARGIN_TOP + MARGIN_BOTTOM + MULTIPLE_PIXELS * rows,
+        margin={"l": 50, "r": 40, "t": MARGIN_TOP, "b": MARGIN_BOTTOM},
+        legend={
+            "orientation": "h",
+            "x": 0,
+            "y": 1 + LEGEND_PIXELS / (MULTIPLE_PIXELS * rows),
+            "yanchor": "bottom",
+        },
     )
     if len(labels) > MULTIPLES:
         titles = list(figure.layout.annotations)
@@ -266,5 +289,16 @@ def mobility_multiples(study: Study) -> go.Figure:
                 },
             ]
 
-        figure.update_layout(updatemenus=[_page_menu(labels, MULTIPLES, "update", page)])
+        figure.update_layout(
+            updatemenus=[
+                _page_menu(
+                    labels,
+                    MULTIPLES,
+                    "update",
+                    page,
+                    plot_height=MULTIPLE_PIXELS * rows,
+                    right=True,
+                )
+            ]
+        )
     return figure

@@ -19,8 +19,8 @@ body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 dl.facts { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
 dl.facts dt { color: #666; } dl.facts dd { margin: 0; }
-ul.attention { max-height: 22em; overflow-y: auto; columns: 2; }
-ul.attention li { margin: 0.15em 0; break-inside: avoid; }
+ul.attention { max-height: 22em; overflow-y: auto; display: grid; gap: 0.2em 2em;
+  grid-template-columns: repeat(auto-fill, minmax(32em, 1fr)); }
 .note { color: #666; font-size: 0.9em; }
 .chart { margin: 1em 0 2em; }
 """
