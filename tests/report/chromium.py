@@ -186,6 +186,14 @@ class Browser:
         """Move the mouse to (x, y), CSS pixels of the viewport."""
         self.command("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
 
+    def click(self, x: float, y: float) -> None:
+        """A left click at (x, y), CSS pixels of the viewport."""
+        self.hover(x, y)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.command(
+                "Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1
+            )
+
     def screenshot(self, path: Path) -> None:
         """A PNG of the whole page."""
         data = self.command("Page.captureScreenshot", format="png", captureBeyondViewport=True)

@@ -18,6 +18,7 @@ import pytest
 from tap_avicenna_report import cli, study
 from tap_avicenna_report.warehouse import DuckDBWarehouse, columns
 from tests.report.chromium import Browser, chromium_binary, js_call
+from tests.report.marts import write_marts
 from tests.unit.test_dbt_package import DuckDBProject
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,3 +152,60 @@ def test_given_the_report_of_real_marts_when_opened_offline_then_it_draws_what_t
     assert SCREENSHOT.stat().st_size > 10_000
     assert browser.errors() == []
     assert [url for url in browser.requests() if not url.startswith("data:")] == [report.as_uri()]
+
+
+def centre(browser: Browser, chart_id: str, selector: str, text: str = "") -> tuple[float, float]:
+    """The middle of the first element of a chart matching `selector` (and holding
+    `text`), scrolled into view, once it is there."""
+    x, y = browser.wait_until(
+        js_call(
+            "(id, selector, text) => { const found = [...document.getElementById(id)"
+            ".querySelectorAll(selector)].find(element => element.textContent.includes(text));"
+            " if (!found) return null; found.scrollIntoView({block: 'center'});"
+            " const box = found.getBoundingClientRect();"
+            " return [box.left + box.width / 2, box.top + box.height / 2]; }",
+            chart_id,
+            selector,
+            text,
+        )
+    )
+    return x, y
+
+
+def test_given_120_participants_when_a_person_picks_the_third_page_then_its_rows_show(
+    browser: Browser, tmp_path: Path
+) -> None:
+    marts = DuckDBWarehouse(str(tmp_path / "warehouse.duckdb"), "marts")
+    write_marts(Path(marts.path), marts.schema, 120, 10)
+    report = tmp_path / "study-report.html"
+    assert cli.main(["--path", marts.path, "--schema", marts.schema, "--output", str(report)]) == 0
+    participants = study.load(marts).participants
+    page = f"participants {participants[100].id} - {participants[-1].id}"
+    browser.open(report.as_uri())
+
+    browser.click(*centre(browser, "yield-gps", ".updatemenu-header-group"))
+    browser.click(*centre(browser, "yield-gps", ".updatemenu-dropdown-button", page))
+    shown = browser.wait_until(
+        js_call(
+            "(id, range) => { const axis = document.getElementById(id)._fullLayout.yaxis;"
+            " return JSON.stringify(axis.range) === JSON.stringify(range) && range; }",
+            "yield-gps",
+            [len(participants) - 0.5, 99.5],
+        )
+    )
+    assert shown == [len(participants) - 0.5, 99.5]
+    last = participants[-1]
+    day, hours, minutes = mart_row(
+        marts,
+        "select local_date, hours_with_data, minutes_with_data"
+        " from marts.avicenna__data_yield_daily"
+        f" where sensor = 'gps' and participant_id = {last.id} order by local_date limit 1",
+    )
+    lines = hover_lines(browser, "yield-gps", last.label, day.isoformat())
+    assert lines == [
+        f"participant {last.label}",
+        lines[1],
+        f"gps: {hours} hours with data ({minutes} minutes)",
+    ]
+    assert lines[1].startswith(day.isoformat())
+    assert browser.errors() == []
