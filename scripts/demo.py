@@ -7,7 +7,9 @@ sensor data yield per participant from the marts.
     .venv/bin/python scripts/demo.py [--target duckdb|postgres]
 
 Exit 0 only when every stream emitted rows, every table holds exactly that many, and
-the marts have a row for every participant.
+the marts have a row for every participant. Then it writes the study-health report
+(`tap-avicenna-report`) and dbt's documentation site (`dbt docs generate --static`: the
+lineage graph, one offline file) beside the warehouse, and prints their paths.
 """
 
 from __future__ import annotations
@@ -131,6 +133,43 @@ def print_marts(rows: list[list[Any]]) -> None:
         )
 
 
+def write_pages(target: str, env: dict[str, str]) -> bool:
+    """The study-health report and dbt's static documentation page, in output/."""
+    report = OUTPUT / "study-report.html"
+    docs = OUTPUT / "dbt-docs.html"
+    if target == "duckdb":
+        where = ["--path", str(OUTPUT / "warehouse.duckdb")]
+    else:
+        where = ["--target", "postgres"]
+        env = {**env, "DBT_POSTGRES_USER": "tap", "DBT_POSTGRES_DBNAME": "tapdb"}
+    steps = {
+        "tap-avicenna-report": [
+            str(BIN / "tap-avicenna-report"),
+            *where,
+            "--output",
+            str(report),
+        ],
+        "dbt docs generate": [
+            str(BIN / "meltano"),
+            "invoke",
+            f"dbt-{target}",
+            "docs",
+            "generate",
+            "--static",
+        ],
+    }
+    for name, command in steps.items():
+        run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+        if run.returncode != 0:
+            print((run.stdout + run.stderr)[-4000:], file=sys.stderr)
+            print(f"demo: {name} failed (exit {run.returncode})")
+            return False
+    (ROOT / "transform" / "target" / "static_index.html").replace(docs)
+    print(f"demo: study-health report (open it in a browser, offline): {report}")
+    print(f"demo: dbt documentation and lineage (offline): {docs}")
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", choices=["duckdb", "postgres"], default="duckdb")
@@ -201,7 +240,7 @@ def main() -> int:
     if len(marts) != stored["participants"]:
         print("demo: the marts do not have a row for every participant")
         return 1
-    return 0
+    return 0 if write_pages(args.target, env) else 1
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # uv >= 0.8: `uv pip install --group` (PEP 735)
 [ -x .venv/bin/uv ] || .venv/bin/pip install -q 'uv>=0.8'
-# the tap (editable) and the development tools (pyproject's PEP 735 group `dev`)
-.venv/bin/uv pip install -q --python .venv/bin/python -e . --group dev
+# the tap (editable, with the report's extra) and the development tools (pyproject's PEP 735 group `dev`)
+.venv/bin/uv pip install -q --python .venv/bin/python -e '.[report]' --group dev
 mkdir -p output
 if ! .venv/bin/meltano install >output/meltano-install.log 2>&1; then
   cat output/meltano-install.log >&2

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/install-chromium.sh >/dev/null  # the report's browser test (Debian's chromium)
 PGTEST_PORT="$(bash scripts/pg-test.sh port)"
 export PGTEST_PORT
 trap 'bash scripts/pg-test.sh stop' EXIT

@@ -1,0 +1,5 @@
+"""The study-health report: one offline HTML page drawn from the dbt marts of transform/.
+
+Kept apart from the tap (`tap_avicenna` never imports it): `tap-avicenna-report`, from the
+`report` extra (plotly, duckdb, psycopg).
+"""
