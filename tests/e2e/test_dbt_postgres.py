@@ -30,6 +30,7 @@ from tests.e2e.conftest import (
     run,
     tap_env,
 )
+from tests.unit.test_dbt_gps import GPS_MODELS, NEW_YORK, SYDNEY, check_gps_daily
 from tests.unit.test_dbt_package import (
     MARTS,
     PROJECT,
@@ -267,10 +268,28 @@ def test_given_integration_seeds_when_dbt_builds_in_postgres_then_marts_hold_the
             "DBT_SCHEMA": schema,
             "DBT_AVICENNA_SCHEMA": schema,
         }
+
+        def dbt(*args: str) -> None:
+            command: list[str | Path] = [DBT_POSTGRES, "--no-use-colors", *args]
+            done = run([*command, "--project-dir", PROJECT], env=env, what=f"dbt {args[0]}")
+            assert done.returncode == 0, done.tail()
+
         # the seeds first: the survey models find the survey tables when they are compiled
         for args in (["deps"], ["seed", "--target", "postgres"], ["build", "--target", "postgres"]):
-            command: list[str | Path] = [DBT_POSTGRES, "--no-use-colors", *args]
-            command += ["--project-dir", PROJECT]
-            done = run(command, env=env, what=f"dbt {args[0]}")
-            assert done.returncode == 0, done.tail()
-        check_marts(pg_query(pg), schema)
+            dbt(*args)
+        query, gps = pg_query(pg), f"select * from {schema}.avicenna__gps_daily"
+        check_marts(query, schema)
+        check_gps_daily(query(gps), NEW_YORK)
+        # the GPS models again in Sydney's zone: the seeds' southern daylight-saving days
+        sydney = "{avicenna_timezone: Australia/Sydney}"
+        dbt(
+            "build",
+            "--target",
+            "postgres",
+            "--select",
+            *GPS_MODELS,
+            "--full-refresh",
+            "--vars",
+            sydney,
+        )
+        check_gps_daily(query(gps), SYDNEY)

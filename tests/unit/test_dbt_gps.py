@@ -41,6 +41,7 @@ GPS_MODELS = ("stg_avicenna__gps", "avicenna__gps_home", "avicenna__gps_daily")
 EARTH_RADIUS_METERS = 6_371_008.8  # the haversine macro's
 METERS_PER_DEGREE = 111195.0  # the home grid's (macros/gps.sql)
 TOLERANCE = 0.01  # known geometry (a city-to-city distance): 1%
+SAME_POINT_VARIANCE = 1e-14  # degrees², below which the location variance is 0
 Key = tuple[int, dt.date]
 FEATURES = (  # avicenna__gps_daily's columns that are null on a day without a valid fix
     *("distance_meters", "location_variance", "log_location_variance"),
@@ -195,6 +196,7 @@ def day_features(
     variance = statistics.pvariance([f.latitude for f in valid]) + statistics.pvariance(
         [f.longitude for f in valid]
     )
+    variance = variance if variance >= SAME_POINT_VARIANCE else 0.0
     return {
         "valid_fixes": len(valid),
         "distance_meters": sum(s for s, m in zip(steps, moving, strict=True) if m),

@@ -179,7 +179,12 @@ features as (
         local_date,
         count(*) as valid_fixes,
         sum(case when is_moving then step_meters else 0 end) as distance_meters,
-        var_pop(latitude) + var_pop(longitude) as location_variance,
+        {#- below (1e-7 degrees)², ~1 cm: fixes at one point, whose variance comes out as
+            ~1e-26 or 0 by the order of the database's float sums -#}
+        case
+            when var_pop(latitude) + var_pop(longitude) >= 1e-14 then var_pop(latitude) + var_pop(longitude)
+            else 0
+        end as location_variance,
         sqrt(
             sum(duration_seconds * power(centroid_distance_meters, 2)) / nullif(sum(duration_seconds), 0)
         ) as radius_of_gyration_meters,
