@@ -28,6 +28,7 @@ from tests.unit.test_dbt_package import (
     ROOT,
     DuckDBProject,
     Rows,
+    assert_same_tables,
     by_day,
     close,
     load_generator,
@@ -301,9 +302,11 @@ def check_gps_daily(mart: Rows, zone: ZoneInfo) -> None:
 
 @dataclass(frozen=True)
 class Builds:
-    """The GPS marts of the two builds: zone -> avicenna__gps_daily's rows."""
+    """The GPS marts of the two builds (zone -> avicenna__gps_daily's rows), and the
+    project, left built in Sydney's zone."""
 
     marts: dict[ZoneInfo, Rows]
+    project: DuckDBProject
 
 
 @pytest.fixture(scope="module")
@@ -322,7 +325,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Builds]:
             vars_ = f"{{avicenna_timezone: {zone.key}}}"
             project.build("--select", *GPS_MODELS, "--full-refresh", "--vars", vars_)
             marts[zone] = project.query(f"select * from {project.schema}.avicenna__gps_daily")
-        yield Builds(marts)
+        yield Builds(marts, project)
     finally:
         project.session.close()
 
@@ -348,3 +351,37 @@ def test_given_recomputation_when_compared_with_the_old_definitions_then_they_di
     )
     features = day_features(still, day_bounds(dt.date(2025, 6, 11), NEW_YORK), config)
     assert every_step > 5000 and features["distance_meters"] < 1000, every_step
+
+
+def test_given_late_fixes_when_built_incrementally_then_same_gps_marts_as_a_full_refresh(
+    builds: Builds,
+) -> None:
+    """Late fixes of participant 6: its still day again a day later (a new day), and a
+    fix 1 km off at work on an already built day. The incremental build recomputes the
+    built day and adds the new one, and equals a full refresh."""
+    project, schema = builds.project, builds.project.schema
+    late = "2030-01-01 00:00:00"
+    project.execute(
+        f"insert into {schema}.sensor_gps select md5(_row_id || 'late'), participant_id, "
+        f"record_time + interval 1 day, lat, lon, accu, provider, timestamp '{late}' "
+        f"from {schema}.sensor_gps where participant_id = 6 "
+        f"and record_time >= timestamp '2025-06-11 04:00:00'",
+        mode="write",
+    )
+    project.execute(
+        f"insert into {schema}.sensor_gps select md5(_row_id || 'noon'), participant_id, "
+        f"record_time + interval 2 minute, lat + 0.01, lon, accu, provider, timestamp '{late}' "
+        f"from {schema}.sensor_gps where participant_id = 6 "
+        f"and record_time = timestamp '2025-06-10 16:00:00'",
+        mode="write",
+    )
+    sydney = ("--vars", f"{{avicenna_timezone: {SYDNEY.key}}}")
+    mart = f"select * exclude (_loaded_at) from {schema}.avicenna__gps_daily order by all"
+    before = project.query(mart)
+    output = project.build("--select", *GPS_MODELS, *sydney)
+    assert "incremental" in output.lower(), output[-2000:]
+    incremental = project.query(mart)
+    changed = [row for row in before if row not in incremental]
+    assert len(incremental) > len(before) and changed, changed
+    project.build("--select", *GPS_MODELS, "--full-refresh", *sydney)
+    assert_same_tables({"gps": project.query(mart)}, {"gps": incremental})
