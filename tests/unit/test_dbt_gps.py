@@ -271,7 +271,7 @@ def check_gps_daily(mart: Rows, zone: ZoneInfo) -> None:
 
     seeds = load_generator()
     if zone == NEW_YORK:
-        # one 58 km move across the repeated hour of a 25 h day, not a zigzag
+        # one 59 km move across the repeated hour of a 25 h day, not a zigzag
         move = rows[(4, dt.date(2025, 11, 2))]
         assert move["day_minutes"] == 1500 and move["minutes_covered"] == 239, move
         assert math.isclose(
@@ -290,7 +290,7 @@ def check_gps_daily(mart: Rows, zone: ZoneInfo) -> None:
         ), move
         spring = rows[(5, dt.date(2025, 10, 5))]
         assert spring["day_minutes"] == 1380 and close(spring["covered_ratio"], 1.0), spring
-    # the places day and the still day are days in both zones only in New York's
+    # the places seed's days are local days of New York (in Sydney each spans two)
     if zone == NEW_YORK:
         assert rows[(6, dt.date(2025, 6, 10))]["places"] == 3
         still = rows[(6, dt.date(2025, 6, 11))]

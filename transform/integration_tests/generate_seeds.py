@@ -17,7 +17,7 @@ Participants (times in America/New_York, the project's `avicenna_timezone`, UTC-
 GPS only (no participation rows), for the daylight-saving days of both hemispheres and
 places (tests/unit/test_dbt_gps.py recomputes every GPS mart column from these rows):
 - 4: America/New_York: on 2025-11-02 (25 h) a fix a minute in Toronto until 01:59 EDT,
-  then in Hamilton from 01:00 EST (the repeated hour: one 58 km move in one minute);
+  then in Hamilton from 01:00 EST (the repeated hour: one 59 km move in one minute);
   on 2025-03-09 (23 h) a fix every 5 minutes all day in Toronto.
 - 5: Australia/Sydney (the second build's zone): on 2025-04-06 (25 h) a fix every 5
   minutes all day, in Sydney until 02:55 AEDT, then in Parramatta from 02:00 AEST; on
@@ -67,9 +67,7 @@ def row_id(*cells: object) -> str:
 
 def offset(north_m: float, east_m: float) -> tuple[float, float]:
     """HOME moved north and east by metres (locally flat)."""
-    lat = HOME[0] + math.degrees(north_m / EARTH_RADIUS_METERS)
-    lon = HOME[1] + math.degrees(east_m / (EARTH_RADIUS_METERS * math.cos(math.radians(HOME[0]))))
-    return round(lat, 7), round(lon, 7)
+    return moved(HOME, north_m, east_m)
 
 
 def square_point(distance: float) -> tuple[float, float]:

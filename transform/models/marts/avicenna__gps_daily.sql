@@ -80,13 +80,7 @@ gaps as (
     (a fix at the same instant as the next, or the day's last, has no speed) -#}
 classified as (
     select
-        participant_id,
-        local_date,
-        row_id,
-        record_time,
-        latitude,
-        longitude,
-        step_meters,
+        *,
         case when gap_seconds <= {{ max_gap_seconds }} then gap_seconds else 0 end as duration_seconds,
         coalesce(
             next_time is not null
