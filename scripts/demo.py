@@ -107,7 +107,7 @@ def table_counts(rows: Callable[[str], list[list[Any]]], streams: list[str]) -> 
 MART_QUERY = f"""
 select s.participant_id, count(*) as days,
        coalesce(max(c.prompts_delivered), 0), coalesce(max(c.prompts_answered), 0),
-       max(c.response_rate), max(c.median_latency_seconds),
+       max(c.response_rate), max(c.median_seconds_to_submit),
        {", ".join(f"avg({sensor}_hours_with_data)" for sensor in SENSORS)}
 from {MODELS}.avicenna__participant_day_summary as s
 left join {MODELS}.avicenna__compliance_participant as c on c.participant_id = s.participant_id

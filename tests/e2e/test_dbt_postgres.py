@@ -9,11 +9,13 @@ Needs PGTEST_PORT (see tests/e2e/conftest.py).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import typing as t
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from psycopg.rows import dict_row
@@ -30,15 +32,16 @@ from tests.e2e.conftest import (
     run,
     tap_env,
 )
-from tests.unit.test_dbt_gps import GPS_MODELS, NEW_YORK, SYDNEY, check_gps_daily
+from tests.unit.mart_truth import assert_marts_match, close
+from tests.unit.test_dbt_gps import check_gps_daily
 from tests.unit.test_dbt_package import (
     MARTS,
     PROJECT,
     Rows,
     assert_same_tables,
     check_marts,
-    close,
     compliance,
+    seed_study,
 )
 
 pytestmark = pytest.mark.e2e
@@ -254,9 +257,13 @@ def test_given_late_load_when_built_incrementally_then_same_marts_as_a_full_refr
     )
 
 
+@pytest.mark.parametrize("zone", ["America/New_York", "Australia/Sydney"])
 def test_given_integration_seeds_when_dbt_builds_in_postgres_then_marts_hold_the_known_values(
-    pg: Postgres, tmp_path: Path
+    pg: Postgres, tmp_path: Path, zone: str
 ) -> None:
+    """The project's own vars (America/New_York: check_marts), and Australia/Sydney's
+    daylight-saving days: every non-GPS mart equals its recomputation; in both zones
+    avicenna__gps_daily equals its own (tests/unit/test_dbt_gps.py)."""
     with isolated_names(pg, "dbtit") as schema:
         env = {
             **os.environ,
@@ -268,28 +275,16 @@ def test_given_integration_seeds_when_dbt_builds_in_postgres_then_marts_hold_the
             "DBT_SCHEMA": schema,
             "DBT_AVICENNA_SCHEMA": schema,
         }
-
-        def dbt(*args: str) -> None:
-            command: list[str | Path] = [DBT_POSTGRES, "--no-use-colors", *args]
-            done = run([*command, "--project-dir", PROJECT], env=env, what=f"dbt {args[0]}")
-            assert done.returncode == 0, done.tail()
-
+        build = ["build", "--target", "postgres", "--vars", json.dumps({"avicenna_timezone": zone})]
         # the seeds first: the survey models find the survey tables when they are compiled
-        for args in (["deps"], ["seed", "--target", "postgres"], ["build", "--target", "postgres"]):
-            dbt(*args)
-        query, gps = pg_query(pg), f"select * from {schema}.avicenna__gps_daily"
-        check_marts(query, schema)
-        check_gps_daily(query(gps), NEW_YORK)
-        # the GPS models again in Sydney's zone: the seeds' southern daylight-saving days
-        sydney = "{avicenna_timezone: Australia/Sydney}"
-        dbt(
-            "build",
-            "--target",
-            "postgres",
-            "--select",
-            *GPS_MODELS,
-            "--full-refresh",
-            "--vars",
-            sydney,
-        )
-        check_gps_daily(query(gps), SYDNEY)
+        for args in (["deps"], ["seed", "--target", "postgres"], build):
+            command: list[str | Path] = [DBT_POSTGRES, "--no-use-colors", *args]
+            command += ["--project-dir", PROJECT]
+            done = run(command, env=env, what=f"dbt {args[0]}")
+            assert done.returncode == 0, done.tail()
+        if zone == "America/New_York":
+            check_marts(pg_query(pg), schema)
+        else:
+            assert_marts_match(pg_query(pg), schema, seed_study(zone))
+        gps = pg_query(pg)(f"select * from {schema}.avicenna__gps_daily")
+        check_gps_daily(gps, ZoneInfo(zone))

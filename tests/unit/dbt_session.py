@@ -86,13 +86,18 @@ class DbtSession:
     def dbt(self, *args: str) -> str:
         """`dbt --no-use-colors <args>`: dbt's console output; fails the test with that
         output when dbt fails."""
+        ok, output = self.dbt_outcome(*args)
+        assert ok, f"dbt {' '.join(args)} failed:\n{output[-6000:]}"
+        return output
+
+    def dbt_outcome(self, *args: str) -> tuple[bool, str]:
+        """`dbt --no-use-colors <args>`: whether it succeeded, and its console output."""
         fcntl.flock(self.project_lock, fcntl.LOCK_EX if args[0] == "deps" else fcntl.LOCK_SH)
         try:
             answer = self._ask({"dbt": ["--no-use-colors", *args]})
         finally:
             fcntl.flock(self.project_lock, fcntl.LOCK_UN)
-        assert answer["ok"], f"dbt {' '.join(args)} failed:\n{answer['output'][-6000:]}"
-        return t.cast(str, answer["output"])
+        return bool(answer["ok"]), t.cast(str, answer["output"])
 
     def sql(self, sql: str, write: bool) -> list[dict[str, t.Any]]:
         """Rows of `sql` on the DuckDB file of the profile (`DBT_DUCKDB_PATH`), run in a

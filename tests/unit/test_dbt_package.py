@@ -9,12 +9,12 @@ PostgreSQL in tests/e2e/test_dbt_postgres.py.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import importlib.util
 import json
 import math
-import statistics
 import typing as t
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +26,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.unit.dbt_session import DbtSession
+from tests.unit.mart_truth import (
+    Statuses,
+    Study,
+    as_date,
+    assert_marts_match,
+    close,
+    compliance_measures,
+    same_value,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "transform" / "integration_tests"
@@ -63,91 +72,46 @@ def compliance(
     prompts: t.Iterable[dict[str, str]], day: t.Callable[[str], dt.date]
 ) -> dict[tuple[int, dt.date], dict[str, t.Any]]:
     """Compliance per (participant, day of the prompt) of exported survey rows (UTC
-    timestamp texts): delivered = not blocked (4), answered = completed (1)."""
+    timestamp texts), with the package's status vars (mart_truth)."""
     days: dict[tuple[int, dt.date], list[dict[str, str]]] = defaultdict(list)
     for row in prompts:
         days[(int(row["participant_id"]), day(row["prompt_time"]))].append(row)
-    out = {}
-    for key, rows in days.items():
-        delivered = [r for r in rows if r["status_id"] != "4"]
-        answered = [r for r in rows if r["status_id"] == "1"]
-        latencies = [
-            (
-                dt.datetime.fromisoformat(r["record_time"])
-                - dt.datetime.fromisoformat(r["prompt_time"])
-            ).total_seconds()
-            for r in answered
-        ]
-        out[key] = {
-            "prompts_delivered": len(delivered),
-            "prompts_answered": len(answered),
-            "response_rate": len(answered) / len(delivered) if delivered else None,
-            "median_latency_seconds": statistics.median(latencies) if latencies else None,
-        }
-    return out
+    return {key: compliance_measures(rows, Statuses()) for key, rows in days.items()}
 
 
-def expected_compliance() -> dict[tuple[int, dt.date], dict[str, t.Any]]:
-    return compliance(seed_rows("survey_ema"), lambda text: local_time(text).date())
+def seed_study(zone: str) -> Study:
+    """The seeds as the rows the package reads, in `zone`."""
+    names = [path.stem for path in sorted((PROJECT / "seeds").glob("*.csv"))]
+    return Study(
+        participants=seed_rows("participants"),
+        sensors={n[7:]: seed_rows(n) for n in names if n.startswith("sensor_")},
+        surveys={n[7:]: seed_rows(n) for n in names if n.startswith("survey_")},
+        zone=zone,
+    )
 
 
-def expected_yield() -> dict[tuple[int, dt.date, str], dict[str, int]]:
-    minutes: dict[tuple[int, dt.date, str], set[dt.datetime]] = defaultdict(set)
-    readings: dict[tuple[int, dt.date, str], set[str]] = defaultdict(set)
-    for sensor in SENSORS:
-        for row in seed_rows(f"sensor_{sensor}"):
-            moment = local_time(row["record_time"])
-            key = (int(row["participant_id"]), moment.date(), sensor)
-            minutes[key].add(moment.replace(second=0, microsecond=0))
-            readings[key].add(row["_row_id"])
+def expected_compliance() -> dict[tuple[t.Any, ...], dict[str, t.Any]]:
+    return seed_study(ZONE.key).compliance()
+
+
+def expected_yield() -> dict[tuple[t.Any, ...], dict[str, int]]:
+    counts = ("readings", "minutes_with_data", "hours_with_data")
     return {
-        key: {
-            "readings": len(readings[key]),
-            "minutes_with_data": len(stamps),
-            "hours_with_data": len({m.replace(minute=0) for m in stamps}),
-        }
-        for key, stamps in minutes.items()
+        key: {name: values[name] for name in counts}
+        for key, values in seed_study(ZONE.key).data_yield().items()
     }
 
 
 def expected_summary_days() -> dict[int, list[dt.date]]:
-    """Each participant's local days: start to end (exclusive) or, while open, to the
-    last day with data of any kind."""
-    data_days = [key[1] for key in expected_yield()] + [key[1] for key in expected_compliance()]
-    last = max(data_days)
-    out = {}
-    for row in seed_rows("participants"):
-        first = local_time(row["start_time"]).date()
-        end = (
-            (local_time(row["end_time"]) - dt.timedelta(seconds=1)).date()
-            if row["end_time"]
-            else last
-        )
-        out[int(row["participant_id"])] = [
-            first + dt.timedelta(days=n) for n in range((end - first).days + 1)
-        ]
-    return out
+    """Each participant's local days inside the synced window: start to end (exclusive)
+    or, while open, to the last day with data of any kind."""
+    out: dict[int, list[dt.date]] = defaultdict(list)
+    for participant, day in sorted(seed_study(ZONE.key).summary()):
+        out[participant].append(day)
+    return dict(out)
 
 
 # --- checks shared with the PostgreSQL run -------------------------------------------
-
-
-def close(actual: float | None, expected: float | None, relative: float = 1e-9) -> bool:
-    """Within `relative`, or 1e-6 absolute: the marts' floats are metres, minutes and
-    ratios, and a value that is 0 in exact arithmetic comes out as ~1e-8 m or 0 by the
-    order in which the database adds (the radius of gyration of a day at one place: the
-    mean of 288 equal latitudes, summed in parallel parts)."""
-    if actual is None or expected is None:
-        return actual is expected
-    return math.isclose(float(actual), expected, rel_tol=relative, abs_tol=1e-6)
-
-
-def same_value(a: t.Any, b: t.Any) -> bool:
-    """Equal; floats as `close` (sums of floats depend on the order of the rows, which a
-    database does not promise)."""
-    if isinstance(a, float) or isinstance(b, float):
-        return close(a, b)
-    return bool(a == b)
 
 
 def assert_same_tables(actual: dict[str, Rows], expected: dict[str, Rows]) -> None:
@@ -164,10 +128,6 @@ def by_day(rows: Rows, *extra: str) -> dict[tuple[t.Any, ...], dict[str, t.Any]]
         (int(r["participant_id"]), as_date(r["local_date"]), *(r[e] for e in extra)): r
         for r in rows
     }
-
-
-def as_date(value: t.Any) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
 def check_marts(query: Query, schema: str) -> None:
@@ -236,11 +196,15 @@ def check_marts(query: Query, schema: str) -> None:
     expected_pairs = sorted(
         [("ema", r["uuid"], 1) for r in seed_rows("survey_ema") if r["q1"]]
         + [("weekly", r["uuid"], 7) for r in seed_rows("survey_weekly")]
+        + [("diary", r["uuid"], 3) for r in seed_rows("survey_diary") if r["q3"]]
     )
     assert pairs == expected_pairs
     metadata = [r["answer_metadata"] for r in answers if r["survey_name"] == "ema"]
     parsed = [m if isinstance(m, dict) else json.loads(m) for m in metadata]  # jsonb / text
     assert [m["question_id"] for m in parsed] == [1] * 4, metadata
+
+    # every non-GPS mart, daylight-saving days included, equals its recomputation
+    assert_marts_match(query, schema, seed_study(ZONE.key))
 
 
 # --- DuckDB ----------------------------------------------------------------------------
@@ -283,8 +247,9 @@ class DuckDBProject:
         return self.execute(sql)
 
 
-@pytest.fixture(scope="module")
-def duckdb_project(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[DuckDBProject]:
+@contextlib.contextmanager
+def seeded_project(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[DuckDBProject]:
+    """A new DuckDB file with the package's dependencies installed and the seeds loaded."""
     if not (DUCKDB_VENV / "dbt").exists():
         pytest.fail("the dbt-duckdb utility is missing: run `bash scripts/setup.sh`", pytrace=False)
     work = tmp_path_factory.mktemp("dbt-duckdb")
@@ -293,11 +258,17 @@ def duckdb_project(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[DuckD
         project.session.dbt("deps")
         # the seeds first: the survey models find the survey tables when they are compiled
         project.session.dbt("seed")
-        output = project.build()
-        assert "ERROR=0" in output and "WARN=0" in output, output[-3000:]
         yield project
     finally:
         project.session.close()
+
+
+@pytest.fixture(scope="module")
+def duckdb_project(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[DuckDBProject]:
+    with seeded_project(tmp_path_factory) as project:
+        output = project.build()
+        assert "ERROR=0" in output and "WARN=0" in output, output[-3000:]
+        yield project
 
 
 def test_given_generator_when_run_then_the_committed_seeds_are_its_output() -> None:
@@ -368,7 +339,7 @@ def test_given_late_rows_when_built_incrementally_then_same_marts_as_a_full_refr
     already loaded row: the incremental build adds that day, and its marts equal those of
     a full refresh."""
     project, schema = duckdb_project, duckdb_project.schema
-    late = "2025-03-07 12:00:00"
+    late = "2025-12-01 12:00:00"  # after every seed's load time
     project.execute(
         f"insert into {schema}.sensor_accelerometer "
         f"select md5(_row_id || 'late'), participant_id, record_time + interval 1 day, "

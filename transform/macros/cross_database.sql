@@ -3,20 +3,31 @@
 {#- A loader timestamp column (UTC, without zone) as the participants' local time,
     var('avicenna_timezone'), without zone. -#}
 {% macro avicenna_local_time(column) -%}
-  {%- set tz = var('avicenna_timezone', 'UTC') -%}
-  {%- if tz | upper == 'UTC' -%}
+  {{ avicenna_convert_time(column, 'UTC', var('avicenna_timezone', 'UTC')) }}
+{%- endmacro %}
+
+{#- A local wall-clock timestamp (without zone) in var('avicenna_timezone') as the UTC
+    instant it names, without zone: the inverse of avicenna_local_time. -#}
+{% macro avicenna_utc_time(column) -%}
+  {{ avicenna_convert_time(column, var('avicenna_timezone', 'UTC'), 'UTC') }}
+{%- endmacro %}
+
+{#- A timestamp without zone read as wall-clock time in `from_zone`, as the wall-clock
+    time of the same instant in `to_zone`, without zone. -#}
+{% macro avicenna_convert_time(column, from_zone, to_zone) -%}
+  {%- if from_zone | upper == to_zone | upper -%}
     {{ column }}
   {%- else -%}
-    {{ adapter.dispatch('avicenna_local_time', 'avicenna')(column, tz) }}
+    {{ adapter.dispatch('avicenna_convert_time', 'avicenna')(column, from_zone, to_zone) }}
   {%- endif -%}
 {%- endmacro %}
 
-{% macro default__avicenna_local_time(column, tz) -%}
-  (({{ column }}) at time zone 'UTC') at time zone '{{ tz }}'
+{% macro default__avicenna_convert_time(column, from_zone, to_zone) -%}
+  (({{ column }}) at time zone '{{ from_zone }}') at time zone '{{ to_zone }}'
 {%- endmacro %}
 
-{% macro duckdb__avicenna_local_time(column, tz) -%}
-  timezone('{{ tz }}', timezone('UTC', {{ column }}))
+{% macro duckdb__avicenna_convert_time(column, from_zone, to_zone) -%}
+  timezone('{{ to_zone }}', timezone('{{ from_zone }}', {{ column }}))
 {%- endmacro %}
 
 {#- Seconds from `start` to `end` (timestamps), as a double. -#}
@@ -61,4 +72,19 @@
       + cos(radians({{ lat1 }})) * cos(radians({{ lat2 }}))
         * power(sin(radians(({{ lon2 }}) - ({{ lon1 }})) / 2), 2)
   ))))
+{%- endmacro %}
+
+{#- The UTC instants at which the local day `local_date` starts and ends (its local
+    midnight and the next): 23, 24 or 25 hours apart around daylight-saving changes. -#}
+{% macro avicenna_day_start(local_date) -%}
+  {{ avicenna_utc_time('cast(' ~ local_date ~ ' as ' ~ dbt.type_timestamp() ~ ')') }}
+{%- endmacro %}
+
+{% macro avicenna_day_end(local_date) -%}
+  {{ avicenna_utc_time(dbt.dateadd('day', 1, 'cast(' ~ local_date ~ ' as ' ~ dbt.type_timestamp() ~ ')')) }}
+{%- endmacro %}
+
+{#- The real length of the local day `local_date` in hours (23, 24 or 25). -#}
+{% macro avicenna_day_hours(local_date) -%}
+  ({{ avicenna_seconds_between(avicenna_day_start(local_date), avicenna_day_end(local_date)) }} / 3600.0)
 {%- endmacro %}

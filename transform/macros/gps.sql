@@ -33,23 +33,3 @@
   (latitude is not null and longitude is not null
    and coalesce(accuracy_m, 0) <= {{ var('avicenna_gps_max_accuracy_meters', 100) }})
 {%- endmacro %}
-
-{#- A local wall-clock timestamp of var('avicenna_timezone') (without zone) as its UTC
-    instant (without zone): the inverse of avicenna_local_time. A local day runs from
-    the UTC instant of its midnight to that of the next one: 23, 24 or 25 hours. -#}
-{% macro avicenna_utc_time(local_time) -%}
-  {%- set tz = var('avicenna_timezone', 'UTC') -%}
-  {%- if tz | upper == 'UTC' -%}
-    {{ local_time }}
-  {%- else -%}
-    {{ adapter.dispatch('avicenna_utc_time', 'avicenna')(local_time, tz) }}
-  {%- endif -%}
-{%- endmacro %}
-
-{% macro default__avicenna_utc_time(local_time, tz) -%}
-  ((({{ local_time }}) at time zone '{{ tz }}') at time zone 'UTC')
-{%- endmacro %}
-
-{% macro duckdb__avicenna_utc_time(local_time, tz) -%}
-  timezone('UTC', timezone('{{ tz }}', {{ local_time }}))
-{%- endmacro %}

@@ -29,15 +29,16 @@
   {{ avicenna_optional_column(names, '_sdc_batched_at', dbt.type_timestamp()) }}
 {%- endmacro %}
 
-{#- The survey tables the tap loaded (`survey_<name>` in var('avicenna_schema')),
+{#- The survey tables the tap loaded (`survey_<name>` in the source's schema, var('avicenna_schema')),
     restricted to var('avicenna_surveys') when it is set; a table without `participant_id`
     (a survey whose `columns` left it out) is left out with a warning. -#}
 {% macro avicenna_survey_relations() %}
+  {#- the schema and database of the package's source, wherever its vars put it -#}
+  {% set participants = avicenna_source('participants') %}
   {% if not execute %}
     {{ return([]) }}
   {% endif %}
-  {% set schema = var('avicenna_schema', env_var('DBT_AVICENNA_SCHEMA', 'avicenna')) %}
-  {% set database = var('avicenna_database', none) or target.database %}
+  {% set schema, database = participants.schema, participants.database %}
   {% set wanted = var('avicenna_surveys', none) %}
   {% set query %}
     select table_name from information_schema.tables
@@ -45,8 +46,10 @@
       and left(table_name, 7) = 'survey_'
     order by table_name
   {% endset %}
+  {% set names = run_query(query).columns[0].values() %}
+  {% do avicenna_check_surveys(names, schema) %}
   {% set relations = [] %}
-  {% for name in run_query(query).columns[0].values() %}
+  {% for name in names %}
     {% if wanted is none or name[7:] in wanted %}
       {% set relation = api.Relation.create(database=database, schema=schema, identifier=name) %}
       {% if 'participant_id' in avicenna_column_names(relation) %}

@@ -15,3 +15,14 @@
     '{{ value | string | replace("'", "''") }}'
   {%- endif -%}
 {%- endmacro %}
+
+{#- `expression` looked up in a var's mapping: `case expression when key then value ...
+    end` (keys and values as SQL literals); null when it is not a key. -#}
+{% macro avicenna_lookup(expression, mapping) -%}
+  {%- if mapping | length == 0 -%}
+    null
+  {%- else -%}
+    case {{ expression }}
+      {%- for key, value in mapping.items() %} when {{ avicenna_literal(key) }} then {{ avicenna_literal(value) }}{% endfor %} end
+  {%- endif -%}
+{%- endmacro %}

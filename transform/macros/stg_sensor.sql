@@ -5,7 +5,7 @@
     content means identical participant and time, so the window is partitioned by
     participant and day too, which lets a filter on them reach the table. -#}
 {% macro avicenna_stg_sensor(table, columns) %}
-{%- set source_relation = source('avicenna', table) -%}
+{%- set source_relation = avicenna_source(table) -%}
 {%- set names = avicenna_column_names(source_relation) -%}
 with typed as (
     select

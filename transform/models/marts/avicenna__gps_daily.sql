@@ -22,9 +22,6 @@
       and (d.home_latitude is null or d.home_latitude <> h.home_latitude
            or d.home_longitude <> h.home_longitude)
 {%- endset -%}
-{%- set local_midnight = 'cast(local_date as ' ~ dbt.type_timestamp() ~ ')' -%}
-{%- set day_start = avicenna_utc_time(local_midnight) -%}
-{%- set day_end = avicenna_utc_time(dbt.dateadd('day', 1, local_midnight)) -%}
 {%- set max_gap_seconds = var('avicenna_gps_max_gap_minutes', 15) * 60 -%}
 {%- set static_meters_per_second = var('avicenna_gps_static_speed_kmh', 1) / 3.6 -%}
 {%- set pause_min_seconds = var('avicenna_place_min_minutes', 10) * 60 %}
@@ -42,7 +39,7 @@ days as (
         local_date,
         count(*) as fixes,
         max(_loaded_at) as _loaded_at,
-        {{ avicenna_seconds_between(day_start, day_end) }} / 60 as day_minutes
+        {{ avicenna_day_hours('local_date') }} * 60 as day_minutes
     from fixes
     group by participant_id, local_date
 ),
@@ -58,7 +55,7 @@ ordered as (
         lead(latitude) over day_order as next_latitude,
         lead(longitude) over day_order as next_longitude,
         lead(record_time) over day_order as next_time,
-        {{ day_end }} as day_end
+        {{ avicenna_day_end('local_date') }} as day_end
     from fixes
     where {{ avicenna_is_valid_fix() }}
     window day_order as (partition by participant_id, local_date order by record_time, row_id)

@@ -1,40 +1,74 @@
-{#- One row per participant and local day of the participation, from the local day of
-    `start_time` to that of `end_time` (or, while the participation is open, the last
-    day with any data in the marts), whether or not the day has data: counts are 0 and
-    features null on days without data. -#}
+{#- One row per participant and local day of the participation inside the synced
+    window, whether or not the day has data: counts are 0 and features null on days
+    without data. The participation runs from the local day of `start_time` to that of
+    `end_time`, or to the window's end while it is open; the synced window runs from the
+    first to the last local day with any data in the marts (days outside it were not
+    synced: no data there is not non-compliance). -#}
 {%- set sensors = [] -%}
 {%- for sensor in ['gps', 'accelerometer', 'battery'] if var('avicenna__using_' ~ sensor, true) -%}
   {%- do sensors.append(sensor) -%}
 {%- endfor %}
 
-with last_day as (
-    select max(local_date) as last_local_date
+with synced_window as (
+    select min(first_local_date) as first_local_date, max(last_local_date) as last_local_date
     from (
-        select max(local_date) as local_date from {{ ref('avicenna__compliance_daily') }}
+        select min(local_date) as first_local_date, max(local_date) as last_local_date
+        from {{ ref('avicenna__compliance_daily') }}
         union all
-        select max(local_date) as local_date from {{ ref('avicenna__data_yield_daily') }}
-    ) as latest
+        select min(local_date) as first_local_date, max(local_date) as last_local_date
+        from {{ ref('avicenna__data_yield_daily') }}
+    ) as data_days
+),
+
+participation as (
+    select
+        participants.participant_id,
+        participants.start_local_date,
+        participants.is_dropped,
+        case
+            when participants.start_local_date > synced_window.first_local_date
+                then participants.start_local_date
+            else synced_window.first_local_date
+        end as first_local_date,
+        case
+            when participants.end_local_date < synced_window.last_local_date
+                then participants.end_local_date
+            else synced_window.last_local_date
+        end as last_local_date
+    from {{ ref('stg_avicenna__participants') }} as participants
+    cross join synced_window
 ),
 
 days as (
     select
-        p.participant_id,
-        p.start_local_date,
-        p.is_dropped,
-        {{ avicenna_date_series('p.start_local_date', 'coalesce(p.end_local_date, l.last_local_date)') }} as local_date
-    from {{ ref('stg_avicenna__participants') }} as p
-    cross join last_day as l
+        participant_id,
+        start_local_date,
+        is_dropped,
+        {{ avicenna_date_series('first_local_date', 'last_local_date') }} as local_date
+    from participation
+    where first_local_date <= last_local_date
+),
+
+provisional_days as (
+    select participant_id, local_date
+    from {{ ref('avicenna__compliance_survey_daily') }}
+    where is_provisional
+    group by participant_id, local_date
 )
 
 select
     d.participant_id,
     d.local_date,
     {{ dbt.datediff('d.start_local_date', 'd.local_date', 'day') }} + 1 as participation_day,
+    cast({{ avicenna_day_hours('d.local_date') }} as double precision) as day_hours,
     d.is_dropped,
     coalesce(c.prompts_delivered, 0) as prompts_delivered,
     coalesce(c.prompts_answered, 0) as prompts_answered,
+    coalesce(c.prompts_unanswered, 0) as prompts_unanswered,
     c.response_rate,
-    c.median_latency_seconds,
+    c.median_seconds_to_start,
+    c.median_seconds_to_submit,
+    pending.participant_id is not null as is_provisional,
     {%- for sensor in sensors %}
     coalesce({{ sensor }}_yield.minutes_with_data, 0) as {{ sensor }}_minutes_with_data,
     coalesce({{ sensor }}_yield.hours_with_data, 0) as {{ sensor }}_hours_with_data,
@@ -61,6 +95,8 @@ select
 from days as d
 left join {{ ref('avicenna__compliance_daily') }} as c
     on c.participant_id = d.participant_id and c.local_date = d.local_date
+left join provisional_days as pending
+    on pending.participant_id = d.participant_id and pending.local_date = d.local_date
 {%- for sensor in sensors %}
 left join {{ ref('avicenna__data_yield_daily') }} as {{ sensor }}_yield
     on {{ sensor }}_yield.participant_id = d.participant_id and {{ sensor }}_yield.local_date = d.local_date
