@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from tests.unit.mart_truth import close, same_value
 from tests.unit.test_dbt_package import (
     DUCKDB_VENV,
     ROOT,
@@ -30,9 +31,7 @@ from tests.unit.test_dbt_package import (
     Rows,
     assert_same_tables,
     by_day,
-    close,
     load_generator,
-    same_value,
     seed_rows,
 )
 
