@@ -15,6 +15,7 @@ import typing as t
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from psycopg.rows import dict_row
@@ -32,6 +33,7 @@ from tests.e2e.conftest import (
     tap_env,
 )
 from tests.unit.mart_truth import assert_marts_match, close
+from tests.unit.test_dbt_gps import check_gps_daily
 from tests.unit.test_dbt_package import (
     MARTS,
     PROJECT,
@@ -260,7 +262,8 @@ def test_given_integration_seeds_when_dbt_builds_in_postgres_then_marts_hold_the
     pg: Postgres, tmp_path: Path, zone: str
 ) -> None:
     """The project's own vars (America/New_York: check_marts), and Australia/Sydney's
-    daylight-saving days: every non-GPS mart equals its recomputation."""
+    daylight-saving days: every non-GPS mart equals its recomputation; in both zones
+    avicenna__gps_daily equals its own (tests/unit/test_dbt_gps.py)."""
     with isolated_names(pg, "dbtit") as schema:
         env = {
             **os.environ,
@@ -283,3 +286,5 @@ def test_given_integration_seeds_when_dbt_builds_in_postgres_then_marts_hold_the
             check_marts(pg_query(pg), schema)
         else:
             assert_marts_match(pg_query(pg), schema, seed_study(zone))
+        gps = pg_query(pg)(f"select * from {schema}.avicenna__gps_daily")
+        check_gps_daily(gps, ZoneInfo(zone))

@@ -6,8 +6,9 @@ tables tap-avicenna loads (target-postgres columns), whose answers are known.
 Participants (times in America/New_York, the project's `avicenna_timezone`, UTC-5):
 - 1: a day at home (2025-03-01: a fix at HOME every 5 minutes, 00:00-23:55 local, so
   the evening's fixes fall on the next UTC day) and a square walk (2025-03-02: from
-  HOME at 08:00, one fix a minute, counter-clockwise around a SIDE_METERS square with
-  HOME as its south-west corner, WALK_STEP_METERS apart, WALK_FIXES fixes).
+  HOME at 08:00, a fix every WALK_INTERVAL_SECONDS, counter-clockwise around a
+  SIDE_METERS square with HOME as its south-west corner, WALK_STEP_METERS apart,
+  WALK_FIXES fixes).
 - 2: dropped: participation from 2025-03-01 to 2025-03-03 (exclusive, local midnight),
   battery readings and prompts on 03-01 only, none on 03-02.
 - 3: open participation from 2025-03-01, accelerometer readings on 03-01 and 03-04
@@ -23,6 +24,17 @@ Participants (times in America/New_York, the project's `avicenna_timezone`, UTC-
   21 moves from Toronto (until 01:59 EDT) to Hamilton (from 01:00 EST, ~58 km) across
   New York's repeated hour. They are loaded at DST_LOADED; the tests build the project
   in America/New_York and in Australia/Sydney.
+
+GPS only (no participation rows), for the daylight-saving days of both hemispheres and
+places (tests/unit/test_dbt_gps.py recomputes every GPS mart column from these rows):
+- 4: America/New_York: on 2025-03-09 (23 h) a fix every 5 minutes all day in Toronto
+  (participant 21 has the fall-back day's move).
+- 5: Australia/Sydney (the second build's zone): on 2025-04-06 (25 h) a fix every 5
+  minutes all day, in Sydney until 02:55 AEDT, then in Parramatta from 02:00 AEST; on
+  2025-10-05 (23 h) a fix every 5 minutes all day in Parramatta.
+- 6: three places with +-30 m noise (a fix every 5 minutes while still, a minute while
+  driving at 30 km/h): on 2025-06-10 home, work, an errand and home again; on
+  2025-06-11 home all day.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ import hashlib
 import io
 import json
 import math
+import random
 import typing as t
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -45,6 +58,7 @@ HOME = (45.5, -73.6)
 SIDE_METERS = 1000.0
 WALK_STEP_METERS = 16.0
 WALK_FIXES = 250
+WALK_INTERVAL_SECONDS = 12  # 16 m in 12 s: 4.8 km/h, a walk (RAPIDS: static below 1 km/h)
 LOADED = "2025-03-05 12:00:00"
 RELOADED = "2025-03-06 12:00:00"
 
@@ -64,9 +78,7 @@ def row_id(*cells: object) -> str:
 
 def offset(north_m: float, east_m: float) -> tuple[float, float]:
     """HOME moved north and east by metres (locally flat)."""
-    lat = HOME[0] + math.degrees(north_m / EARTH_RADIUS_METERS)
-    lon = HOME[1] + math.degrees(east_m / (EARTH_RADIUS_METERS * math.cos(math.radians(HOME[0]))))
-    return round(lat, 7), round(lon, 7)
+    return moved(HOME, north_m, east_m)
 
 
 def square_point(distance: float) -> tuple[float, float]:
@@ -90,7 +102,7 @@ def gps_rows() -> list[list[object]]:
         rows.append([row_id(1, moment, lat, lon), 1, stamp(moment), lat, lon, 8.0, "gps", LOADED])
     walk = local("2025-03-02T08:00:00")
     for k in range(WALK_FIXES):
-        moment = walk + timedelta(minutes=k)
+        moment = walk + timedelta(seconds=WALK_INTERVAL_SECONDS * k)
         lat, lon = offset(*square_point(k * WALK_STEP_METERS))
         rows.append([row_id(1, moment, lat, lon), 1, stamp(moment), lat, lon, 8.0, "gps", LOADED])
     # an inaccurate fix far away: left out of every feature
@@ -322,6 +334,110 @@ def dst_participants() -> list[list[object]]:
     ]
 
 
+# --- GPS only: daylight-saving days and places (participants 4, 5, 6) -----------------
+
+SYDNEY = ZoneInfo("Australia/Sydney")
+SYDNEY_CBD = (-33.8688, 151.2093)
+PARRAMATTA = (-33.8150, 151.0011)
+PLACES_HOME = (40.7306, -73.9866)
+PLACES_WORK = (40.6500, -73.9496)  # ~9.6 km from home
+PLACES_ERRAND = (40.6650, -73.9700)  # ~2.3 km from work, ~7.6 km from home
+PLACE_NOISE_METERS = 30.0
+DRIVE_METERS_PER_MINUTE = 500.0
+
+
+def moved(origin: tuple[float, float], north_m: float, east_m: float) -> tuple[float, float]:
+    """`origin` moved north and east by metres (locally flat)."""
+    lat = origin[0] + math.degrees(north_m / EARTH_RADIUS_METERS)
+    lon = origin[1] + math.degrees(
+        east_m / (EARTH_RADIUS_METERS * math.cos(math.radians(origin[0])))
+    )
+    return round(lat, 7), round(lon, 7)
+
+
+def gps_row(participant: int, moment: datetime, position: tuple[float, float]) -> list[object]:
+    lat, lon = position
+    return [
+        row_id(participant, moment, lat, lon),
+        participant,
+        stamp(moment),
+        lat,
+        lon,
+        10.0,
+        "gps",
+        LOADED,
+    ]
+
+
+def every(start: datetime, end: datetime, minutes: int) -> list[datetime]:
+    """UTC instants from `start` (included) to `end` (excluded), `minutes` apart."""
+    count = int((end - start).total_seconds()) // (60 * minutes)
+    return [start + timedelta(minutes=minutes * k) for k in range(count)]
+
+
+def zoned(text: str, zone: ZoneInfo, fold: int = 0) -> datetime:
+    """A wall-clock time of `zone` as a UTC instant (`fold` 1: the repeated hour's second pass)."""
+    return datetime.fromisoformat(text).replace(tzinfo=zone, fold=fold).astimezone(UTC)
+
+
+def gps_only_dst_rows() -> list[list[object]]:
+    """Participants 4 (New York's spring-forward day) and 5 (Sydney's two days)."""
+    spring = every(zoned("2025-03-09T00:00:00", ZONE), zoned("2025-03-10T00:00:00", ZONE), 5)
+    rows = [gps_row(4, m, TORONTO) for m in spring]
+    sydney_repeated = zoned("2025-04-06T02:00:00", SYDNEY, fold=1)  # 02:00 AEST
+    fall = every(zoned("2025-04-06T00:00:00", SYDNEY), zoned("2025-04-07T00:00:00", SYDNEY), 5)
+    rows += [gps_row(5, m, SYDNEY_CBD if m < sydney_repeated else PARRAMATTA) for m in fall]
+    spring = every(zoned("2025-10-05T00:00:00", SYDNEY), zoned("2025-10-06T00:00:00", SYDNEY), 5)
+    rows += [gps_row(5, m, PARRAMATTA) for m in spring]
+    return rows
+
+
+def places_gps_rows() -> list[list[object]]:
+    """Participant 6: a day at three places (home, work, an errand, home), then a day at
+    home; still fixes within PLACE_NOISE_METERS of the place (uniform in the disc)."""
+    noise = random.Random(22)
+
+    def still(place: tuple[float, float], start: str, end: str) -> list[list[object]]:
+        out = []
+        for moment in every(local(start), local(end), 5):
+            radius = PLACE_NOISE_METERS * math.sqrt(noise.random())
+            angle = 2 * math.pi * noise.random()
+            out.append(
+                gps_row(6, moment, moved(place, radius * math.sin(angle), radius * math.cos(angle)))
+            )
+        return out
+
+    def drive(
+        origin: tuple[float, float], target: tuple[float, float], start: str
+    ) -> list[list[object]]:
+        """A fix a minute strictly between leaving `origin` at `start` and arriving."""
+        north = math.radians(target[0] - origin[0]) * EARTH_RADIUS_METERS
+        east = (
+            math.radians(target[1] - origin[1])
+            * EARTH_RADIUS_METERS
+            * math.cos(math.radians(origin[0]))
+        )
+        minutes = math.ceil(math.hypot(north, east) / DRIVE_METERS_PER_MINUTE)
+        return [
+            gps_row(
+                6,
+                local(start) + timedelta(minutes=k),
+                moved(origin, north * k / minutes, east * k / minutes),
+            )
+            for k in range(1, minutes)
+        ]
+
+    return [
+        *still(PLACES_HOME, "2025-06-10T00:00:00", "2025-06-10T08:00:00"),
+        *drive(PLACES_HOME, PLACES_WORK, "2025-06-10T07:55:00"),
+        *still(PLACES_WORK, "2025-06-10T08:20:00", "2025-06-10T17:00:00"),
+        *drive(PLACES_WORK, PLACES_ERRAND, "2025-06-10T16:55:00"),
+        *still(PLACES_ERRAND, "2025-06-10T17:05:00", "2025-06-10T17:50:00"),
+        *drive(PLACES_ERRAND, PLACES_HOME, "2025-06-10T17:45:00"),
+        *still(PLACES_HOME, "2025-06-10T18:05:00", "2025-06-12T00:00:00"),
+    ]
+
+
 TABLES: dict[str, tuple[list[str], list[list[object]]]] = {
     "participants": (
         ["participant_id", "start_time", "end_time", "status", "_sdc_batched_at", "status_id"],
@@ -350,7 +466,7 @@ TABLES: dict[str, tuple[list[str], list[list[object]]]] = {
             "provider",
             "_sdc_batched_at",
         ],
-        gps_rows() + dst_gps_rows(),
+        gps_rows() + dst_gps_rows() + gps_only_dst_rows() + places_gps_rows(),
     ),
     "sensor_accelerometer": (
         [

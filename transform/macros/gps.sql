@@ -1,4 +1,4 @@
-{#- Places and home use a grid of ~var('avicenna_place_cell_meters') square cells: rows
+{#- Home uses a grid of ~var('avicenna_place_cell_meters') square cells: rows
     of constant latitude, each row's longitude step widened by 1 / cos(latitude of the
     row's centre). 111,195 m per degree of latitude (the haversine's Earth radius). -#}
 
