@@ -41,7 +41,10 @@ def _run(
     args: list[str],
 ) -> dg.Output[None]:
     started = time.time()
-    env = {"MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", "MELTANO_CLI_DISABLE_VERSION_CHECK": "true"}
+    env = {
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+    }
     pipes.run(command=meltano.command(*args), context=context, cwd=meltano.project_dir, env=env)
     return dg.Output(
         None,
@@ -84,6 +87,7 @@ SHARD_OPS = [shard_op(shard) for shard in SHARDS]
 
 @dg.job(
     executor_def=dg.multiprocess_executor.configured({"max_concurrent": len(SHARDS)}),
+    resource_defs={"pipes": dg.PipesSubprocessClient(), "meltano": Meltano()},
     description=f"{len(SHARDS)} tap-avicenna shards into PostgreSQL at once, then dbt build.",
 )
 def avicenna_sharded_sync() -> None:
@@ -96,8 +100,4 @@ nightly = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.STOPPED,
 )
 
-defs = dg.Definitions(
-    jobs=[avicenna_sharded_sync],
-    schedules=[nightly],
-    resources={"pipes": dg.PipesSubprocessClient(), "meltano": Meltano()},
-)
+defs = dg.Definitions(jobs=[avicenna_sharded_sync], schedules=[nightly])

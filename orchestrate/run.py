@@ -46,8 +46,11 @@ def main() -> int:
                 dg.reconstructable(avicenna_sharded_sync), instance=instance, raise_on_error=False
             )
             json.dump(
-                {"success": result.success, "run_id": result.run_id,
-                 "steps": steps(instance, result.run_id)},
+                {
+                    "success": result.success,
+                    "run_id": result.run_id,
+                    "steps": steps(instance, result.run_id),
+                },
                 sys.stdout,
             )
     print()
