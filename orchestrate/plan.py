@@ -52,7 +52,7 @@ def plan_shards(meltano_yml: Path = ROOT / "meltano.yml") -> list[Shard]:
         index, count = config.get("shard_index"), config.get("shard_count")
         if index != int(match.group(1)):
             raise ShardPlanError(f"{name}: shard_index is {index!r}, its name says {match[1]}")
-        shards.append(Shard(index, count, name))
+        shards.append(Shard(index, count if isinstance(count, int) else 0, name))
     shards.sort(key=lambda shard: shard.index)
     if not shards:
         raise ShardPlanError(f"{meltano_yml}: no `{EXTRACTOR}--shard<k>` extractor")
