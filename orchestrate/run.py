@@ -20,6 +20,7 @@ WATCHED = {
     "STEP_SUCCESS": "success",
     "STEP_FAILURE": "failure",
     "STEP_UP_FOR_RETRY": "retry",
+    "STEP_OUTPUT": "output",
 }
 
 
@@ -30,9 +31,10 @@ def steps(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[dict[str,
         event = entry.dagster_event
         if event is None or event.step_key is None or event.event_type_value not in WATCHED:
             continue
-        out.setdefault(event.step_key, []).append(
-            {"event": WATCHED[event.event_type_value], "time": entry.timestamp}
-        )
+        step: dict[str, t.Any] = {"event": WATCHED[event.event_type_value], "time": entry.timestamp}
+        if event.is_successful_output:
+            step["metadata"] = {k: v.value for k, v in event.step_output_data.metadata.items()}
+        out.setdefault(event.step_key, []).append(step)
     return out
 
 
