@@ -17,6 +17,7 @@ from orchestrate.definitions import avicenna_sharded_sync
 
 WATCHED = {
     "STEP_START": "start",
+    "STEP_RESTARTED": "start",  # a retry's start
     "STEP_SUCCESS": "success",
     "STEP_FAILURE": "failure",
     "STEP_UP_FOR_RETRY": "retry",
