@@ -12,6 +12,8 @@ root="$(cd "$(dirname "$0")/.." && pwd -P)"
 key="$(printf '%s' "$root" | cksum | cut -d' ' -f1)"
 : "${PGTEST_DIR:=/tmp/pgtest-$key}" "${PGTEST_PORT:=$((55600 + key % 400))}"
 : "${PGTEST_USER:=tap}" "${PGTEST_PASSWORD:=tap}" "${PGTEST_DB:=tapdb}"
+# a second database: meltano's system database (state) of the shards (orchestrate/)
+: "${PGTEST_STATE_DB:=meltano}"
 mark="$PGTEST_DIR/made-by-pg-test.sh"
 # the newest server install (initdb present: a client-only install has psql alone)
 pgbin() { ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -t/ -k5 -n | tail -n1 | xargs -r dirname; }
@@ -54,7 +56,8 @@ start)
     "-p $PGTEST_PORT -k $PGTEST_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null || fail "the server did not start" "$PGTEST_DIR/server.log"
   PGPASSWORD="$PGTEST_PASSWORD" "$b/psql" -h 127.0.0.1 -p "$PGTEST_PORT" -U "$PGTEST_USER" \
-    -d postgres -qAtc "CREATE DATABASE \"$PGTEST_DB\""
+    -d postgres -qAt \
+    -c "CREATE DATABASE \"$PGTEST_DB\"" -c "CREATE DATABASE \"$PGTEST_STATE_DB\""
   echo "postgresql://$PGTEST_USER:$PGTEST_PASSWORD@127.0.0.1:$PGTEST_PORT/$PGTEST_DB"
   ;;
 stop) stop ;;

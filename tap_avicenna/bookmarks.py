@@ -129,3 +129,20 @@ class CoverageBookmarks:
         pending = self.state.get(PENDING)
         if pending is not None:
             pending.pop(key, None)
+
+
+def drop_other_participants(state: t.Mapping[str, object], mine: t.Callable[[int], bool]) -> int:
+    """Remove the participant bookmarks of every stream in `state` (in place) that `mine`
+    rejects, and return how many: a shard's state merged from other shards' (resharding)
+    then holds only its own participants', and its STATEs claim nothing of theirs."""
+    dropped = 0
+    streams = state.get("bookmarks")
+    for stream_state in streams.values() if isinstance(streams, dict) else ():
+        marks = stream_state.get("participants") if isinstance(stream_state, dict) else None
+        if not isinstance(marks, dict):
+            continue
+        others = [member for member in marks if not (member.isdigit() and mine(int(member)))]
+        for member in others:
+            del marks[member]
+        dropped += len(others)
+    return dropped

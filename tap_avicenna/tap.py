@@ -21,6 +21,7 @@ from singer_sdk.helpers._util import load_json
 from singer_sdk.helpers.capabilities import TapCapabilities
 from singer_sdk.plugin_base import SingerCommand, _ConfigInput
 
+from tap_avicenna.bookmarks import drop_other_participants
 from tap_avicenna.catalogue import (
     closest_known,
     data_sources_markdown,
@@ -182,6 +183,9 @@ class TapAvicenna(Tap):
         """`sync_all` after the start-up checks; an interrupted sync writes its last
         STATE before the CLI's ERROR line."""
         self.check_before_sync()
+        dropped = drop_other_participants(self.state, self.settings.in_shard)
+        if dropped:
+            self.logger.info("State: %d bookmark(s) of other shards' participants ignored", dropped)
         try:
             self.sync_all()
         except Interrupted as exc:
