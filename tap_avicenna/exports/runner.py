@@ -181,8 +181,7 @@ class ExportRunner:
         self._lanes: dict[int, _LaneWork] = {}
         self._turn: int | None = None
         self._pending: list[ExportJob] = []  # created, not downloaded
-        self._held: list[tuple[ExportJob, ListedExport]] = []  # ready, waiting for the budget
-        self._unverified: set[int] = set()  # id() of guessed jobs handed over, not consumed
+        self._held: list[ExportJob] = []  # ready, waiting for the budget
         self._unconsumed: collections.Counter[int] = collections.Counter()  # lane -> files
         self._waiting_files = 0
         self._waiting_bytes = 0
@@ -195,8 +194,9 @@ class ExportRunner:
         self._durations: list[float] = []  # age last seen pending, of this run's ready exports
         self._known: set[int] = set()  # every export id listed so far
         self._rejected: set[int] = set()  # exports whose file was not their request's
-        self._lost_creates = 0  # creates without id given up before their export was found
-        self._anonymous = False  # a create answered without an id: only the turn's lane creates
+        self._claimed: set[int] = set()  # ids taken by a create of this run
+        self._orphans: list[frozenset[int]] = []  # creates without id given up, unfound
+        self._with_id: set[int] = set()  # lanes whose last create answered an id
         self._warned: set[str] = set()
         self._busy_until = 0.0
         self._busy_since: float | None = None
@@ -220,12 +220,11 @@ class ExportRunner:
 
     def consumed(self, ready: ReadyExport) -> None:
         """The consumer is done with a file handed over (and has deleted it). A rejected
-        file's export is looked for again (when it was a guess) or created again."""
+        file's export is created again."""
         job = ready.job
         self._waiting_files -= 1
         self._waiting_bytes -= ready.size
         self._unconsumed[job.lane] -= 1
-        self._unverified.discard(id(job))
         if ready.rejected is not None and job.lane in self._lanes:
             self._guard(job, self._reject, job, ready.rejected)
 
@@ -233,11 +232,11 @@ class ExportRunner:
         """Forget the lane's work (its consumer stopped taking files); its exports are
         left at Avicenna as they are."""
         self._lanes.pop(lane, None)
-        self._lost_creates += sum(
-            1 for job in self._pending if job.lane == lane and job.export_id is None
-        )
+        for job in self._pending:
+            if job.lane == lane:
+                self._orphan(job)
         self._pending = [job for job in self._pending if job.lane != lane]
-        self._held = [(job, listed) for job, listed in self._held if job.lane != lane]
+        self._held = [job for job in self._held if job.lane != lane]
 
     def stop(self) -> None:
         """Do nothing more: the run is over (may be called from another thread)."""
@@ -264,21 +263,31 @@ class ExportRunner:
         return self._waiting_bytes < self.max_waiting_bytes
 
     def _may_download(self, job: ExportJob) -> bool:
-        if self._under_budget():
+        if self._under_budget() or job.guessed:
             return True
         return job.lane == self._turn and self._unconsumed[job.lane] < TURN_FILES_OVER_BUDGET
 
-    def _next_lane(self) -> _LaneWork | None:
+    def _next_lane(self, proving: bool) -> _LaneWork | None:
         """The lane to create an export for: the turn's, else by priority; a lane whose
-        turn has not come only while the files waiting are under the budget, and only
-        while creates answer with an id. (A create without one is found in the list
-        by a guess at worst, and a guess stops every create until its file is read:
-        for a later lane's file, that would be never.)"""
+        turn has not come only while the files waiting are under the budget. While an
+        export created without id is not found or not proven (`proving`), only lanes
+        whose creates answer with an id: a create without one would make two exports
+        that only creation order tells apart."""
         for key in sorted(self._lanes, key=self._order):
             work = self._lanes[key]
-            if work.queue and (key == self._turn or (self._under_budget() and not self._anonymous)):
+            if proving and key not in self._with_id:
+                continue
+            if work.queue and (key == self._turn or self._under_budget()):
                 return work
         return None
+
+    def _proving(self) -> bool:
+        """Whether an export created without id is still to be found, or was taken by
+        creation order and its file is still to be proven (it is downloaded as soon as
+        it is ready, whatever the budget: it holds no one for long)."""
+        return any(
+            (job.export_id is None and job.ref is None) or job.guessed for job in self._pending
+        )
 
     def _wait(self) -> float | None:
         if self._stopped:
@@ -298,13 +307,9 @@ class ExportRunner:
         while len(self._pending) < self.max_concurrent and not self._stopped:
             if self._listing is None or self._relist:
                 return  # ids from state, and exports listed before a create, come first
-            if self._unverified or any(
-                job.export_id is None or job.guessed for job in self._pending
-            ):
-                return  # never two unidentified exports at once; a guess is checked first
             if self._clock() < self._busy_until:
                 return
-            work = self._next_lane()
+            work = self._next_lane(proving=self._proving())
             if work is None:
                 return
             request, attempt = work.queue.popleft()
@@ -318,6 +323,8 @@ class ExportRunner:
                 self._fail(work.lane.key, exc)
                 continue
             self._pending.append(job)
+            if job.export_id is not None:
+                self._claimed.add(job.export_id)
             self._started = True
             if len(self._pending) == 1:
                 self._next_poll = self._clock() + self._next_sleep(self._tick)
@@ -339,8 +346,7 @@ class ExportRunner:
                 continue  # ready wins over a timeout in the same tick; a lane failed
             if job.failed or self._age(job) > self.timeout:
                 self._pending.remove(job)
-                if job.export_id is None:
-                    self._lost_creates += 1
+                self._orphan(job)
                 self._guard(job, self._retry, job)
                 changed = True
         self._log_tick(polled_for, pages, ready_jobs)
@@ -355,7 +361,7 @@ class ExportRunner:
                 self._deliver(job, listed)
                 self._fill()  # keep Avicenna busy while the consumer reads the file
             else:
-                self._held.append((job, listed))
+                self._held.append(job)
                 self.stats.held += 1
         self._tick = (
             self.poll_interval
@@ -365,13 +371,14 @@ class ExportRunner:
         self._next_poll = self._clock() + self._next_sleep(self._tick)
 
     def _release_held(self) -> None:
-        """Download the held files the budget (or a new turn) now allows."""
-        for job, listed in sorted(self._held, key=lambda pair: self._order(pair[0].lane)):
-            if self._stopped:
-                return
+        """The held files the budget (or a new turn) now allows are listed again at once
+        and downloaded with the fresh link of that list (the one they were held with may
+        have expired meanwhile)."""
+        for job in sorted(self._held, key=lambda held: self._order(held.lane)):
             if self._may_download(job):
-                self._held.remove((job, listed))
-                self._deliver(job, listed)
+                self._held.remove(job)
+                self._pending.append(job)
+                self._relist = True
 
     def _deliver(self, job: ExportJob, listed: ListedExport) -> None:
         """Download a ready export's file and hand it over. A link the download host
@@ -402,16 +409,30 @@ class ExportRunner:
         except AvicennaError as exc:
             self._fail(job.lane, exc)
             return
+        if job.guessed and not self._proven(job, path):
+            return
         size = path.stat().st_size
         self._waiting_files += 1
         self._waiting_bytes += size
         self._unconsumed[job.lane] += 1
-        if job.guessed:
-            self._unverified.add(id(job))
         self.stats.handed += 1
         self.stats.peak_waiting_files = max(self.stats.peak_waiting_files, self._waiting_files)
         self.stats.peak_waiting_bytes = max(self.stats.peak_waiting_bytes, self._waiting_bytes)
         self._emit(ExportReady(job.lane, ReadyExport(job, path, size)))
+
+    def _proven(self, job: ExportJob, path: Path) -> bool:
+        """Whether the file of an export adopted by creation order answers its request
+        (the request's `verify`), before anything of it is handed over or its id is
+        recorded; if not, the file is deleted and the export created again."""
+        assert job.export_id is not None
+        verify = job.request.verify
+        reason = verify(path, job.name) if verify is not None else None
+        if reason is None:
+            self._emit(ExportCreated(job.lane, job.request.key, job.export_id))
+            return True
+        path.unlink(missing_ok=True)
+        self._guard(job, self._reject, job, reason)
+        return False
 
     def _guard(self, job: ExportJob, action: t.Callable[..., None], *args: t.Any) -> None:
         """Run `action`; an expected failure of it ends the job's lane, not the run."""
@@ -532,7 +553,10 @@ class ExportRunner:
         )
         created = self.repo.create(request)
         self.stats.created += 1
-        self._anonymous = self._anonymous or created.export_id is None
+        if created.export_id is None and created.ref is None:
+            self._with_id.discard(lane)
+        else:
+            self._with_id.add(lane)
         self._busy_since, self._busy_count = None, 0
         job = ExportJob(
             request,
@@ -556,13 +580,14 @@ class ExportRunner:
         """The listed export of a create whose answer did not give its list key.
 
         With the `id` it answered: the entry showing it as `id`, else as its key. With
-        nothing: a new entry (not listed before the create, not taken, not rejected)
-        whose shown fields positively match the request; where the list shows none of
-        them, the only new entry, if no other create of this run is unidentified.
+        nothing: among the new entries (not listed before the create, not claimed by
+        another request of this run, not rejected), the first whose shown fields
+        positively match the request; where the list shows none of them, the first new
+        entry (creation order: only one create without id is pending at a time), taken
+        as a guess that its file must prove (`_proven`).
         """
-        pending = self._pending
-        claimed = {j.export_id for j in pending if j.export_id is not None}
         if job.ref is not None:
+            claimed = {j.export_id for j in self._pending if j.export_id is not None}
             for field_name in ("pk", "export_id"):
                 fits = [
                     e
@@ -574,21 +599,37 @@ class ExportRunner:
                 if fits:
                     return fits[0]
             return None
-        new = [
-            e
-            for e in listing
-            if e.export_id not in job.known_before
-            and e.export_id not in claimed
-            and e.export_id not in self._rejected
-        ]
+        new = self._unclaimed(listing, job.known_before)
         positive = [e for e in new if job.request.match(e) is Match.YES]
         if positive:
-            return min(positive, key=lambda e: e.export_id)
-        alone = sum(1 for j in pending if j.export_id is None) == 1 and not self._lost_creates
-        if alone and len(new) == 1 and job.request.match(new[0]) is Match.UNKNOWN:
+            return positive[0]
+        if new and job.request.match(new[0]) is Match.UNKNOWN:
             job.guessed = True
             return new[0]
         return None
+
+    def _unclaimed(
+        self, listing: list[ListedExport], known_before: frozenset[int]
+    ) -> list[ListedExport]:
+        """The entries new since a create (not listed before it), not claimed by a create
+        of this run nor rejected, in creation order."""
+        return sorted(
+            (
+                e
+                for e in listing
+                if e.export_id not in known_before
+                and e.export_id not in self._claimed
+                and e.export_id not in self._rejected
+            ),
+            key=lambda e: e.export_id,
+        )
+
+    def _orphan(self, job: ExportJob) -> None:
+        """A create without id given up before its export was found (timed out, its
+        lane dropped, or the export taken for it by creation order rejected): its
+        export, when it shows, is the first unclaimed one after it, no other request's."""
+        if job.ref is None and job.export_id is None:
+            self._orphans.append(job.known_before)
 
     def _update(
         self, listing: list[ListedExport]
@@ -597,15 +638,22 @@ class ExportRunner:
         by_id = {e.export_id: e for e in listing}
         ready: list[tuple[ExportJob, ListedExport]] = []
         changed = False
+        while self._orphans and (theirs := self._unclaimed(listing, self._orphans[0])):
+            self._claimed.add(theirs[0].export_id)
+            del self._orphans[0]
         for job in self._pending:
             if job.export_id is None:
                 found = self._identify(job, listing)
                 if found is None:
                     continue
                 job.export_id = found.export_id
+                self._claimed.add(found.export_id)
                 how = "the create answer had no id" if job.ref is None else f"id {job.ref}"
+                if job.guessed:
+                    how += "; by creation order: its file is checked before use"
+                else:
+                    self._emit(ExportCreated(job.lane, job.request.key, found.export_id))
                 LOGGER.info("Found %s in the export list (%s)", job.name, how)
-                self._emit(ExportCreated(job.lane, job.request.key, found.export_id))
                 changed = True
             listed = by_id.get(job.export_id)
             if listed is None:
@@ -660,26 +708,18 @@ class ExportRunner:
         return empty_export(job, directory=self.directory)
 
     def _reject(self, job: ExportJob, reason: str) -> None:
-        """The stream found the file is not the request's: look for the export again
-        (when it was adopted from the list by a guess) or create it again."""
+        """The file is not the request's: the export is released (never looked at
+        again) and created again."""
         assert job.export_id is not None
         self._rejected.add(job.export_id)
+        if job.guessed:
+            self._orphans.append(job.known_before)
         self.stats.rejected += 1
-        if not job.guessed:
-            self._retry(
-                job,
-                f"is not the export requested ({reason})",
-                "is another process creating exports in this study? see README, Troubleshooting",
-            )
-            return
-        LOGGER.warning(
-            "%s is not the export requested (%s); looking for it again", job.name, reason
+        self._retry(
+            job,
+            f"is not the export requested ({reason})",
+            "is another process creating exports in this study? see README, Troubleshooting",
         )
-        job.export_id, job.guessed, job.label = None, False, "created"
-        job.empty_since, job.empty_polls, job.refusals = None, 0, 0
-        self._pending.append(job)
-        if len(self._pending) == 1:
-            self._next_poll = self._clock() + self._next_sleep(self._tick)
 
     def _busy(self, exc: ServerBusy, pending: int) -> None:
         """A create refused for too many running exports: wait (backing off), and keep

@@ -13,6 +13,7 @@ import logging
 import sys
 import typing as t
 from collections import Counter
+from pathlib import Path
 
 import msgspec
 from singer_sdk import Stream
@@ -21,6 +22,7 @@ from singer_sdk.mapper import SameRecordTransform
 
 from tap_avicenna.errors import AvicennaError, ColumnsRefused, FileFormatError
 from tap_avicenna.exports.job import ExportRequest
+from tap_avicenna.exports.planner import PlannedExport
 from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.parsing import (
     UNTYPED,
@@ -40,6 +42,7 @@ if t.TYPE_CHECKING:
     from tap_avicenna.tap import TapAvicenna
 
 ROW_ID = "_row_id"
+RowCheck = t.Callable[[list[str]], "str | None"]
 ENCODER = msgspec.json.Encoder()
 _SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
 BULK = 10_000  # records between flushes, counter updates, bookmark progress and runner events
@@ -341,6 +344,53 @@ class ExportStream(Stream):
         where sensor readings were asked for, ...), or None: such a file is not the
         request's export, whatever the list said (`NotOurExport`)."""
         del columns
+        return None
+
+    def verify(self, path: Path, name: str, plan: PlannedExport | None = None) -> str | None:
+        """Why a file adopted by creation order is not this request's export, or None
+        when it answers the request: no table is another kind of export's (`foreign`),
+        every data table's header fits (`misfit`) and every row fits (`row_check`).
+
+        The runner calls it (in its thread) before anything of the file is used; it
+        reads the file once and changes nothing. A file that cannot be read, or whose
+        tables hold no data, is not proven; a file without any header (an export
+        without data) has nothing that could disagree.
+        """
+        headers = data = 0
+        try:
+            for table in open_tables(path, display_name=name, limits=self._tap.limits):
+                if not table.header:
+                    continue
+                headers += 1
+                columns = self.column_names(list(table.header))
+                why = self.foreign(columns)
+                if why is None:
+                    if any(c not in columns for c in self.required_columns):
+                        continue  # a member without data (a codebook)
+                    why = self.misfit(columns)
+                if why is not None:
+                    return f"its file {why}"
+                data += 1
+                check = self.row_check(columns, plan)
+                if check is None:
+                    continue
+                for cells in table.rows:
+                    if (why := check(cells)) is not None:
+                        return f"{why} (line {table.line_num})"
+        except (FileFormatError, ValueError) as exc:
+            return f"its file cannot be read ({exc})"
+        if headers and not data:
+            return f"no table of its file has {' and '.join(self.required_columns)}"
+        return None
+
+    def misfit(self, columns: list[str]) -> str | None:
+        """Why a data table with these fields is not of this request (`verify`)."""
+        del columns
+        return None
+
+    def row_check(self, columns: list[str], plan: PlannedExport | None) -> RowCheck | None:
+        """Says why a row (its cells) is not of the request (`verify`); None: no check."""
+        del columns, plan
         return None
 
     def column_names(self, header: list[str]) -> list[str]:

@@ -93,6 +93,7 @@ class ParticipantsStream(ExportStream):
                 "filter": "PARTICIPATION",
                 "rule_set": {"query": {}, "sort_by": [], "columns": list(self._columns)},
             },
+            verify=self.verify,
         )
         return [request], {}
 
@@ -120,6 +121,11 @@ class ParticipantsStream(ExportStream):
                 if values[pid_at] is not None:
                     rows.append(read.record(values))
         return rows
+
+    def misfit(self, columns: list[str]) -> str | None:
+        """A table without the columns asked for is not the participation list."""
+        missing = [c for c in self.column_names(list(self._columns)) if c not in columns]
+        return f"lacks column(s) {', '.join(missing)} asked for" if missing else None
 
     def foreign(self, columns: list[str]) -> str | None:
         """A file with a record time column (sensor readings, survey sessions) is not a

@@ -139,6 +139,8 @@ class SurveyStream(WindowedExportStream):
             if V2_QUESTION.match(column):
                 properties.setdefault(f"{name}_metadata", json_type("object"))
         schema = {"type": "object", "properties": properties, "additionalProperties": True}
+        self.asked = frozenset(properties) if self.columns else None
+        """The fields of the columns asked for; None: Avicenna chooses them."""
         super().__init__(tap, name=survey.stream_name, schema=schema)
 
     def column_names(self, header: list[str]) -> list[str]:
@@ -153,6 +155,13 @@ class SurveyStream(WindowedExportStream):
         if "uuid" not in columns and "participant_id" in columns:
             return "has no session uuid column"
         return None
+
+    def misfit(self, columns: list[str]) -> str | None:
+        """Columns not asked for (another survey's export, or another query's)."""
+        if self.asked is None:
+            return None
+        other = [c for c in columns if c not in self.asked]
+        return f"has column(s) {', '.join(other[:6])} not asked for" if other else None
 
     # --- sync ------------------------------------------------------------------------
 
@@ -213,6 +222,7 @@ class SurveyStream(WindowedExportStream):
             key=self.request_key(plan),
             label=f"{self.name} {plan.start:%Y-%m-%d %H:%M}..{plan.end:%Y-%m-%d %H:%M}",
             body=body,
+            verify=lambda path, name: self.verify(path, name, plan),
         )
 
     def request_key(self, plan: PlannedExport) -> str:
