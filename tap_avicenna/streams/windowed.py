@@ -16,7 +16,7 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 from tap_avicenna.batch_files import BatchFiles
 from tap_avicenna.bookmarks import CoverageBookmarks
 from tap_avicenna.client import epoch_ms
-from tap_avicenna.errors import FileFormatError
+from tap_avicenna.errors import AvicennaError, FileFormatError
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
 from tap_avicenna.exports.runner import NotOurExport, ReadyExport
@@ -179,22 +179,28 @@ class WindowedExportStream(ExportStream):
         schedule = self.schedule
         total = exports = 0
         with contextlib.closing(schedule.results(self)) as files:
-            for ready in files:
-                plan = self._plans[ready.job.request.key]
-                result = ExportResult(self, ready, plan, self._bookmarks, read, read_columns)
-                yield result
-                if ready.rejected is not None:
-                    continue
-                total += result.rows
-                exports += 1
-                self.logger.info(
-                    "%s: %s rows emitted (%s so far in %s); %s",
-                    ready.job.name,
-                    f"{result.rows:,}",
-                    f"{total:,}",
-                    self.name,
-                    schedule.position(),
-                )
+            try:
+                for ready in files:
+                    plan = self._plans[ready.job.request.key]
+                    result = ExportResult(self, ready, plan, self._bookmarks, read, read_columns)
+                    yield result
+                    if ready.rejected is not None:
+                        continue
+                    total += result.rows
+                    exports += 1
+                    self.logger.info(
+                        "%s: %s rows emitted (%s so far in %s); %s",
+                        ready.job.name,
+                        f"{result.rows:,}",
+                        f"{total:,}",
+                        self.name,
+                        schedule.position(),
+                    )
+            except AvicennaError as exc:
+                if schedule.failure(self) is not exc:
+                    raise
+                self._tap.stream_failed(self.name, exc)
+                return
         self.logger.info(
             "%s: sync complete, %s rows emitted from %d export(s)",
             self.name,
