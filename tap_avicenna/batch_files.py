@@ -25,7 +25,7 @@ from singer_sdk.helpers._batch import BatchConfig
 from upath import UPath
 
 from tap_avicenna.parsing.values import UNTYPED
-from tap_avicenna.streams.base import ENCODER, ROW_ID
+from tap_avicenna.rowids import ENCODER, ROW_ID
 
 if t.TYPE_CHECKING:
     import pyarrow as pa

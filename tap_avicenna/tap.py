@@ -30,9 +30,10 @@ from tap_avicenna.catalogue import (
 )
 from tap_avicenna.client import AvicennaClient
 from tap_avicenna.errors import AvicennaError, ConfigError, ExportFailed
+from tap_avicenna.exports.handover import Event
 from tap_avicenna.exports.planner import Period
 from tap_avicenna.exports.repository import AvicennaExportRepository
-from tap_avicenna.exports.runner import Event, ExportRunner
+from tap_avicenna.exports.runner import ExportRunner
 from tap_avicenna.exports.schedule import PER_STREAM_ENV, ExportSchedule
 from tap_avicenna.interrupts import Interrupted, InterruptGate
 from tap_avicenna.parsing import Limits

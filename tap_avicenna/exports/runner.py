@@ -22,12 +22,33 @@ import logging
 import math
 import time
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tap_avicenna.client import DownloadGone, DownloadRefused, ServerBusy
 from tap_avicenna.errors import AvicennaError, ExportFailed
 from tap_avicenna.exports.download import download_export, empty_export
+from tap_avicenna.exports.handover import (  # re-exported: the engine's interface
+    Event as Event,
+)
+from tap_avicenna.exports.handover import (
+    ExportCreated as ExportCreated,
+)
+from tap_avicenna.exports.handover import (
+    ExportReady as ExportReady,
+)
+from tap_avicenna.exports.handover import (
+    Lane as Lane,
+)
+from tap_avicenna.exports.handover import (
+    LaneFailed as LaneFailed,
+)
+from tap_avicenna.exports.handover import (
+    ReadyExport as ReadyExport,
+)
+from tap_avicenna.exports.handover import (
+    mb,
+)
 from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport, Match
 from tap_avicenna.exports.repository import Enough, ExportRepository
 from tap_avicenna.exports.status import ExportStatus
@@ -49,67 +70,8 @@ BUSY_BACKOFF_MAX = 300.0
 TURN_FILES_OVER_BUDGET = 2
 """Files the lane whose turn it is may have handed over and not consumed when the
 budget is reached: the one being read and the next."""
-MB = 1024 * 1024
 
 _ADVICE = "try a smaller export_window_days or participants_per_export"
-
-
-class NotOurExport(Exception):
-    """The file handed over does not belong to its request (another user's or another
-    shard's export): the stream emits nothing of it and rejects it."""
-
-
-@dataclass
-class ReadyExport:
-    """A finished export whose file is on disk until its stream has read it."""
-
-    job: ExportJob
-    path: Path
-    size: int = 0
-    rejected: str | None = None
-
-    def reject(self, reason: str) -> None:
-        """The file is not the request's: nothing of it was emitted, no window closes."""
-        self.rejected = reason
-
-
-@dataclass(frozen=True)
-class Lane:
-    """The exports one stream takes this run, in the order it asks for them."""
-
-    key: int  # unique in the run
-    name: str  # the stream's, for messages
-    priority: int  # streams synced earlier come first
-    requests: tuple[ExportRequest, ...]
-    resume: t.Mapping[str, int] = field(default_factory=dict)  # request key -> id (state)
-
-
-@dataclass(frozen=True)
-class ExportCreated:
-    """An export's id is known (created, found in the list, or resumed from state)."""
-
-    lane: int
-    key: str
-    export_id: int
-
-
-@dataclass(frozen=True)
-class ExportReady:
-    """An export's file is on disk, handed over until `ExportRunner.consumed`."""
-
-    lane: int
-    ready: ReadyExport
-
-
-@dataclass(frozen=True)
-class LaneFailed:
-    """One of the lane's exports cannot be obtained: the lane gets nothing more."""
-
-    lane: int
-    error: AvicennaError
-
-
-Event = ExportCreated | ExportReady | LaneFailed
 
 
 @dataclass
@@ -133,12 +95,6 @@ class _LaneWork:
     lane: Lane
     queue: collections.deque[tuple[ExportRequest, int]]  # (request, attempt) to create
     resume: dict[str, int]  # ids from state not adopted or dismissed yet
-
-
-def mb(size: float) -> str:
-    """A size in MB (2^20 bytes, as the settings' `_mb`), small ones to 3 digits."""
-    value = size / MB
-    return f"{value:,.0f} MB" if value >= 100 else f"{value:.3g} MB"
 
 
 def _newest_first(ids: list[int]) -> bool:

@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tap_avicenna.errors import AvicennaError
-from tap_avicenna.exports.job import ExportRequest
-from tap_avicenna.exports.runner import (
+from tap_avicenna.exports.handover import (
     Event,
     ExportCreated,
     ExportReady,
-    ExportRunner,
     Lane,
     ReadyExport,
     mb,
 )
+from tap_avicenna.exports.job import ExportRequest
+from tap_avicenna.exports.runner import ExportRunner
 from tap_avicenna.exports.worker import RunnerStopped, RunnerThread
 
 PER_STREAM_ENV = "TAP_AVICENNA_PER_STREAM_EXPORTS"

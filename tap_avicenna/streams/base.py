@@ -8,22 +8,21 @@ Streams only say what to export and what to keep.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import sys
 import typing as t
 from collections import Counter
 from pathlib import Path
 
-import msgspec
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
+from tap_avicenna import rowids
 from tap_avicenna.errors import AvicennaError, ColumnsRefused, FileFormatError
+from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
-from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.parsing import (
     UNTYPED,
     RawTable,
@@ -35,22 +34,16 @@ from tap_avicenna.parsing import (
     open_tables,
     other_members,
 )
+from tap_avicenna.rowids import ENCODER as ENCODER
+from tap_avicenna.rowids import ROW_ID as ROW_ID
 
 if t.TYPE_CHECKING:
     from tap_avicenna.exports.schedule import ExportSchedule
     from tap_avicenna.settings import Settings
     from tap_avicenna.tap import TapAvicenna
 
-ROW_ID = "_row_id"
 RowCheck = t.Callable[[list[str]], "str | None"]
-ENCODER = msgspec.json.Encoder()
-_SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
 BULK = 10_000  # records between flushes, counter updates, bookmark progress and runner events
-
-
-def content_id(content: bytes) -> str:
-    """The row id of a row's canonical JSON: 16 bytes of BLAKE2, in hex."""
-    return hashlib.blake2b(content, digest_size=16).hexdigest()
 
 
 def json_type(name: str, nullable: bool = True) -> dict[str, t.Any]:
@@ -490,6 +483,8 @@ class ExportStream(Stream):
         )
         return [c for c in columns if c not in dropped]
 
+    row_id = staticmethod(rowids.row_id)
+
     @staticmethod
     def typed_rows(read: ReadTable, source: str) -> t.Iterator[list[t.Any]]:
         """Converted cells of each row; ragged or mistyped rows fail with file and line."""
@@ -500,10 +495,3 @@ class ExportStream(Stream):
             except (ValueError, FileFormatError) as exc:
                 where = source if read.table.name == source else f"{source} ({read.table.name})"
                 raise FileFormatError(f"{where} line {read.table.line_num}: {exc}") from None
-
-    @staticmethod
-    def row_id(record: t.Mapping[str, t.Any]) -> str:
-        """A stable id of a row's content: BLAKE2 of its non-null fields as JSON with
-        sorted keys (so column order and columns that are empty here do not matter)."""
-        content = _SORTED_ENCODER.encode({k: v for k, v in record.items() if v is not None})
-        return content_id(content)

@@ -11,9 +11,9 @@ import datetime as dt
 import typing as t
 
 from tap_avicenna.errors import ColumnsRefused
+from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import Period
-from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.parsing import UNTYPED
 from tap_avicenna.streams.base import ExportStream, json_type
 

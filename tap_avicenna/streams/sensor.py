@@ -8,12 +8,13 @@ from collections import Counter
 
 from tap_avicenna.bookmarks import CoverageBookmarks, iso
 from tap_avicenna.catalogue import COMMON_SENSOR_FIELDS, known_fields
+from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, plan_exports
-from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.parsing import UNTYPED, converter_for
+from tap_avicenna.rowids import ROW_ID, row_id
 from tap_avicenna.settings import DataSource
-from tap_avicenna.streams.base import ROW_ID, RowCheck, json_type
+from tap_avicenna.streams.base import RowCheck, json_type
 from tap_avicenna.streams.windowed import ExportResult, WindowedExportStream
 
 if t.TYPE_CHECKING:
@@ -170,7 +171,7 @@ class SensorStream(WindowedExportStream):
                 if not inside:
                     outside += 1
                 record = dict(zip(fields, values, strict=False))  # ReadTable.record, inlined
-                record[ROW_ID] = self.row_id(record)
+                record[ROW_ID] = row_id(record)
                 yield record
         self._log_rows(ready, dropped, outside)
         self._check_ours(plan, total, ours)

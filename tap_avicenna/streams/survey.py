@@ -15,9 +15,9 @@ import typing as t
 
 from tap_avicenna.bookmarks import CoverageBookmarks, iso
 from tap_avicenna.errors import ColumnsRefused, FileFormatError
+from tap_avicenna.exports.handover import ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, grid_windows
-from tap_avicenna.exports.runner import ReadyExport
 from tap_avicenna.parsing import UNTYPED, normalize_header, normalize_name
 from tap_avicenna.response_files import extract_response_files
 from tap_avicenna.settings import Survey

@@ -17,9 +17,9 @@ from tap_avicenna.batch_files import BatchFiles
 from tap_avicenna.bookmarks import CoverageBookmarks
 from tap_avicenna.client import epoch_ms
 from tap_avicenna.errors import AvicennaError, FileFormatError
+from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
-from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.streams.base import BULK, ExportStream, schema_type
 
 if t.TYPE_CHECKING:
