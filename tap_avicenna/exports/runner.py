@@ -50,6 +50,7 @@ from tap_avicenna.exports.handover import (
     mb,
 )
 from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport, Match
+from tap_avicenna.exports.matcher import Claims, identify
 from tap_avicenna.exports.repository import Enough, ExportRepository
 from tap_avicenna.exports.status import ExportStatus
 from tap_avicenna.parsing import Limits
@@ -149,9 +150,7 @@ class ExportRunner:
         self._stopped = False
         self._durations: list[float] = []  # age last seen pending, of this run's ready exports
         self._known: set[int] = set()  # every export id listed so far
-        self._rejected: set[int] = set()  # exports whose file was not their request's
-        self._claimed: set[int] = set()  # ids taken by a create of this run
-        self._orphans: list[frozenset[int]] = []  # creates without id given up, unfound
+        self._claims = Claims()
         self._with_id: set[int] = set()  # lanes whose last create answered an id
         self._warned: set[str] = set()
         self._busy_until = 0.0
@@ -280,7 +279,7 @@ class ExportRunner:
                 continue
             self._pending.append(job)
             if job.export_id is not None:
-                self._claimed.add(job.export_id)
+                self._claims.claimed.add(job.export_id)
             self._started = True
             if len(self._pending) == 1:
                 self._next_poll = self._clock() + self._next_sleep(self._tick)
@@ -484,7 +483,7 @@ class ExportRunner:
                 why = "not listed"
             elif listed.status is ExportStatus.FAILED:
                 why = listed.label
-            elif export_id in self._rejected or request.match(listed) is Match.NO:
+            elif export_id in self._claims.rejected or request.match(listed) is Match.NO:
                 why = "the list shows another request"
             else:
                 self.stats.resumed += 1
@@ -532,60 +531,11 @@ class ExportRunner:
         )
         return job
 
-    def _identify(self, job: ExportJob, listing: list[ListedExport]) -> ListedExport | None:
-        """The listed export of a create whose answer did not give its list key.
-
-        With the `id` it answered: the entry showing it as `id`, else as its key. With
-        nothing: among the new entries (not listed before the create, not claimed by
-        another request of this run, not rejected), the first whose shown fields
-        positively match the request; where the list shows none of them, the first new
-        entry (creation order: only one create without id is pending at a time), taken
-        as a guess that its file must prove (`_proven`).
-        """
-        if job.ref is not None:
-            claimed = {j.export_id for j in self._pending if j.export_id is not None}
-            for field_name in ("pk", "export_id"):
-                fits = [
-                    e
-                    for e in listing
-                    if getattr(e, field_name) == job.ref
-                    and e.export_id not in claimed
-                    and job.request.match(e) is not Match.NO
-                ]
-                if fits:
-                    return fits[0]
-            return None
-        new = self._unclaimed(listing, job.known_before)
-        positive = [e for e in new if job.request.match(e) is Match.YES]
-        if positive:
-            return positive[0]
-        if new and job.request.match(new[0]) is Match.UNKNOWN:
-            job.guessed = True
-            return new[0]
-        return None
-
-    def _unclaimed(
-        self, listing: list[ListedExport], known_before: frozenset[int]
-    ) -> list[ListedExport]:
-        """The entries new since a create (not listed before it), not claimed by a create
-        of this run nor rejected, in creation order."""
-        return sorted(
-            (
-                e
-                for e in listing
-                if e.export_id not in known_before
-                and e.export_id not in self._claimed
-                and e.export_id not in self._rejected
-            ),
-            key=lambda e: e.export_id,
-        )
-
     def _orphan(self, job: ExportJob) -> None:
-        """A create without id given up before its export was found (timed out, its
-        lane dropped, or the export taken for it by creation order rejected): its
-        export, when it shows, is the first unclaimed one after it, no other request's."""
+        """A create without id given up before its export was found (timed out, or its
+        lane dropped): its export, when it shows, is no other request's."""
         if job.ref is None and job.export_id is None:
-            self._orphans.append(job.known_before)
+            self._claims.orphans.append(job.known_before)
 
     def _update(
         self, listing: list[ListedExport]
@@ -594,21 +544,28 @@ class ExportRunner:
         by_id = {e.export_id: e for e in listing}
         ready: list[tuple[ExportJob, ListedExport]] = []
         changed = False
-        while self._orphans and (theirs := self._unclaimed(listing, self._orphans[0])):
-            self._claimed.add(theirs[0].export_id)
-            del self._orphans[0]
+        self._claims.settle_orphans(listing)
+        taken = {job.export_id for job in self._pending if job.export_id is not None}
         for job in self._pending:
             if job.export_id is None:
-                found = self._identify(job, listing)
+                found = identify(
+                    job.request,
+                    listing,
+                    self._claims,
+                    known_before=job.known_before,
+                    ref=job.ref,
+                    taken=taken,
+                )
                 if found is None:
                     continue
-                job.export_id = found.export_id
-                self._claimed.add(found.export_id)
+                job.export_id, job.guessed = found.listed.export_id, found.guessed
+                taken.add(job.export_id)
+                self._claims.claimed.add(job.export_id)
                 how = "the create answer had no id" if job.ref is None else f"id {job.ref}"
                 if job.guessed:
                     how += "; by creation order: its file is checked before use"
                 else:
-                    self._emit(ExportCreated(job.lane, job.request.key, found.export_id))
+                    self._emit(ExportCreated(job.lane, job.request.key, job.export_id))
                 LOGGER.info("Found %s in the export list (%s)", job.name, how)
                 changed = True
             listed = by_id.get(job.export_id)
@@ -667,9 +624,9 @@ class ExportRunner:
         """The file is not the request's: the export is released (never looked at
         again) and created again."""
         assert job.export_id is not None
-        self._rejected.add(job.export_id)
-        if job.guessed:
-            self._orphans.append(job.known_before)
+        self._claims.rejected.add(job.export_id)
+        if job.guessed:  # its own export is still to show
+            self._claims.orphans.append(job.known_before)
         self.stats.rejected += 1
         self._retry(
             job,
