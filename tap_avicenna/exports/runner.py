@@ -28,25 +28,13 @@ from pathlib import Path
 from tap_avicenna.client import DownloadGone, DownloadRefused, ServerBusy
 from tap_avicenna.errors import AvicennaError, ExportFailed
 from tap_avicenna.exports.download import download_export, empty_export
-from tap_avicenna.exports.handover import (  # re-exported: the engine's interface
-    Event as Event,
-)
 from tap_avicenna.exports.handover import (
-    ExportCreated as ExportCreated,
-)
-from tap_avicenna.exports.handover import (
-    ExportReady as ExportReady,
-)
-from tap_avicenna.exports.handover import (
-    Lane as Lane,
-)
-from tap_avicenna.exports.handover import (
-    LaneFailed as LaneFailed,
-)
-from tap_avicenna.exports.handover import (
-    ReadyExport as ReadyExport,
-)
-from tap_avicenna.exports.handover import (
+    Event,
+    ExportCreated,
+    ExportReady,
+    Lane,
+    LaneFailed,
+    ReadyExport,
     mb,
 )
 from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport, Match
@@ -56,6 +44,17 @@ from tap_avicenna.exports.status import ExportStatus
 from tap_avicenna.parsing import Limits
 
 LOGGER = logging.getLogger("tap-avicenna.exports")
+
+__all__ = [  # the hand-over types are re-exported: the engine's interface
+    "Event",
+    "ExportCreated",
+    "ExportReady",
+    "ExportRunner",
+    "Lane",
+    "LaneFailed",
+    "ReadyExport",
+    "RunnerStats",
+]
 
 MAX_ATTEMPTS = 3
 TICK_BACKOFF = 1.5
