@@ -38,9 +38,15 @@ from tap_avicenna.rowids import ENCODER as ENCODER
 from tap_avicenna.rowids import ROW_ID as ROW_ID
 
 if t.TYPE_CHECKING:
+    from singer_sdk import Tap
+    from singer_sdk.mapper import PluginMapper
+
+    from tap_avicenna.errors import AvicennaError as _AvicennaError
+    from tap_avicenna.exports.planner import Period
     from tap_avicenna.exports.schedule import ExportSchedule
+    from tap_avicenna.interrupts import InterruptGate
+    from tap_avicenna.parsing import Limits
     from tap_avicenna.settings import Settings
-    from tap_avicenna.tap import TapAvicenna
 
 RowCheck = t.Callable[[list[str]], "str | None"]
 BULK = 10_000  # records between flushes, counter updates, bookmark progress and runner events
@@ -164,29 +170,58 @@ class _DataTables:
         )
 
 
+class TapServices(t.Protocol):
+    """What the streams use of their tap (`TapAvicenna`, which singer-sdk's `Stream`
+    is also given)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def schedule(self) -> ExportSchedule: ...
+
+    @property
+    def interrupts(self) -> InterruptGate: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def mapper(self) -> PluginMapper: ...
+
+    def participants_known(self) -> bool:
+        """Whether the participation export was read."""
+
+    def participants_for(self, stream: Stream) -> dict[int, Period | None]:
+        """The participants whose sensor data the stream exports."""
+
+    def stream_failed(self, name: str, error: _AvicennaError) -> None:
+        """The stream stopped on an export that cannot be obtained; the others go on."""
+
+
 class ExportStream(Stream):
     """A stream whose records come from Avicenna export files."""
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # cells are typed once per column here
-    _tap: TapAvicenna
     required_columns: t.ClassVar[tuple[str, ...]] = ()
     """Fields a table must have to hold this stream's data."""
     label_fields: t.ClassVar[dict[str, str]] = {}
     """Id field -> the text field its cells go to when they are labels, not ids."""
 
-    def __init__(self, tap: TapAvicenna, *, name: str, schema: dict[str, t.Any]) -> None:
-        super().__init__(tap, schema=schema, name=name)
+    def __init__(self, tap: TapServices, *, name: str, schema: dict[str, t.Any]) -> None:
+        super().__init__(t.cast("Tap", tap), schema=schema, name=name)
+        self.services = tap
         self.logger.addFilter(_ExpectedErrors())
 
     @property
     def settings(self) -> Settings:
-        return self._tap.settings
+        return self.services.settings
 
     # --- exports (what ExportSchedule plans and hands over) ------------------------------
 
     @property
     def schedule(self) -> ExportSchedule:
-        return self._tap.schedule
+        return self.services.schedule
 
     def can_plan(self) -> bool:
         """Whether this run's exports can be planned now."""
@@ -243,7 +278,7 @@ class ExportStream(Stream):
         encode = ENCODER.encode
         prefix = b'{"type":"RECORD","stream":' + ENCODER.encode(self.name) + b',"record":'
         key = self.replication_key
-        gate = self._tap.interrupts
+        gate = self.services.interrupts
         counter, timer = self.get_record_counter(), self.get_sync_timer()
         try:
             with counter, timer:
@@ -320,7 +355,7 @@ class ExportStream(Stream):
                     if raw != name:
                         spec["description"] = raw
                     schema["properties"].setdefault(name, spec)
-        self._tap.mapper.register_raw_stream_schema(self.name, self.schema, self.primary_keys)
+        self.services.mapper.register_raw_stream_schema(self.name, self.schema, self.primary_keys)
         self._stream_maps = None
         self.logger.warning(
             "%s brings column(s) the schema did not have: %s; added as nullable fields",
@@ -351,7 +386,7 @@ class ExportStream(Stream):
         """
         headers = data = 0
         try:
-            for table in open_tables(path, display_name=name, limits=self._tap.limits):
+            for table in open_tables(path, display_name=name, limits=self.services.limits):
                 if not table.header:
                     continue
                 headers += 1
@@ -416,7 +451,9 @@ class ExportStream(Stream):
         data = _DataTables(self, ready)
         untyped: Counter[str] = Counter()
         settings = self.settings
-        for table in open_tables(ready.path, display_name=ready.job.name, limits=self._tap.limits):
+        for table in open_tables(
+            ready.path, display_name=ready.job.name, limits=self.services.limits
+        ):
             if not table.header:
                 self.logger.info("%s: %s is empty", ready.job.name, table.name)
                 data.empty()
@@ -445,7 +482,7 @@ class ExportStream(Stream):
 
         data = _DataTables(self, ready)
         for raw in open_raw_tables(
-            ready.path, display_name=ready.job.name, limits=self._tap.limits
+            ready.path, display_name=ready.job.name, limits=self.services.limits
         ):
             header, head = read_header(raw)
             columns = self.column_names(header)

@@ -15,10 +15,7 @@ from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import Period
 from tap_avicenna.parsing import UNTYPED
-from tap_avicenna.streams.base import ExportStream, json_type
-
-if t.TYPE_CHECKING:
-    from tap_avicenna.tap import TapAvicenna
+from tap_avicenna.streams.base import ExportStream, TapServices, json_type
 
 ID_COLUMNS = ("participant_id", "id", "avicenna_id", "aid", "participant", "user_id")
 COLUMN_ALIASES = {"participant_start_time": "start_time", "participant_end_time": "end_time"}
@@ -36,7 +33,7 @@ class ParticipantsStream(ExportStream):
     required_columns = ("participant_id",)
     label_fields: t.ClassVar[dict[str, str]] = {"status_id": "status"}
 
-    def __init__(self, tap: TapAvicenna) -> None:
+    def __init__(self, tap: TapServices) -> None:
         schema = {
             "type": "object",
             "properties": {

@@ -14,12 +14,11 @@ from tap_avicenna.exports.planner import PlannedExport, plan_exports
 from tap_avicenna.parsing import UNTYPED, converter_for
 from tap_avicenna.rowids import ROW_ID, row_id
 from tap_avicenna.settings import DataSource
-from tap_avicenna.streams.base import RowCheck, json_type
+from tap_avicenna.streams.base import RowCheck, TapServices, json_type
 from tap_avicenna.streams.windowed import ExportResult, WindowedExportStream
 
 if t.TYPE_CHECKING:
     from tap_avicenna.columnar import Columns
-    from tap_avicenna.tap import TapAvicenna
 
 PARTICIPANT_COLUMNS = ("user_id", "participant_id", "participant", "avicenna_id", "aid")
 TIME_COLUMNS = ("record_time", "recorded_at", "record_timestamp", "time")
@@ -49,7 +48,7 @@ class SensorStream(WindowedExportStream):
     is_sorted = False
     required_columns = ("participant_id", "record_time")
 
-    def __init__(self, tap: TapAvicenna, source: DataSource) -> None:
+    def __init__(self, tap: TapServices, source: DataSource) -> None:
         super().__init__(tap, name=source.stream_name, schema=sensor_schema(source))
         self.source = source
         self.columns_known = bool(known_fields(source.name) or source.fields)
@@ -58,14 +57,14 @@ class SensorStream(WindowedExportStream):
 
     def can_plan(self) -> bool:
         """Without `participant_ids`, once the participation export is read."""
-        return self.settings.participant_ids is not None or self._tap.participants_known()
+        return self.settings.participant_ids is not None or self.services.participants_known()
 
     def exports(self) -> t.Iterator[ExportResult]:
         return self.export_results(self.read_export, self.read_columns)
 
     def planned(self) -> tuple[list[PlannedExport], CoverageBookmarks]:
         settings = self.settings
-        participants = self._tap.participants_for(self)
+        participants = self.services.participants_for(self)
         bookmarks = CoverageBookmarks(self.stream_state)
         self.bind_source(bookmarks, "data_source_id", self.source.id)
         starts = {

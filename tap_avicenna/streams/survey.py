@@ -21,11 +21,8 @@ from tap_avicenna.exports.planner import PlannedExport, grid_windows
 from tap_avicenna.parsing import UNTYPED, normalize_header, normalize_name
 from tap_avicenna.response_files import extract_response_files
 from tap_avicenna.settings import Survey
-from tap_avicenna.streams.base import json_type
+from tap_avicenna.streams.base import TapServices, json_type
 from tap_avicenna.streams.windowed import ExportResult, WindowedExportStream
-
-if t.TYPE_CHECKING:
-    from tap_avicenna.tap import TapAvicenna
 
 SESSION_COLUMNS = (
     "participant_id",
@@ -121,7 +118,7 @@ class SurveyStream(WindowedExportStream):
     label_fields = LABELS
     objects_may_appear = True  # answers' metadata, in columns Avicenna chooses
 
-    def __init__(self, tap: TapAvicenna, survey: Survey) -> None:
+    def __init__(self, tap: TapServices, survey: Survey) -> None:
         self.survey = survey
         self.added = [c for c in ADDED_COLUMNS if c not in survey.columns] if survey.columns else []
         self.columns = [*self.added, *survey.columns]
@@ -194,7 +191,7 @@ class SurveyStream(WindowedExportStream):
     def after_export(self, ready: ReadyExport) -> None:
         if self.settings.response_files_dir:
             extract_response_files(
-                ready.path, self.settings.response_files_dir, self._tap.limits, ready.job.name
+                ready.path, self.settings.response_files_dir, self.services.limits, ready.job.name
             )
 
     def query(self, plan: PlannedExport) -> dict[str, t.Any]:

@@ -199,7 +199,7 @@ class WindowedExportStream(ExportStream):
             except AvicennaError as exc:
                 if schedule.failure(self) is not exc:
                     raise
-                self._tap.stream_failed(self.name, exc)
+                self.services.stream_failed(self.name, exc)
                 return
         self.logger.info(
             "%s: sync complete, %s rows emitted from %d export(s)",
@@ -250,7 +250,7 @@ class WindowedExportStream(ExportStream):
         if files.columnar:
             files.warm_up()
         dropped = self._deselected()
-        gate = self._tap.interrupts
+        gate = self.services.interrupts
         try:
             for number, result in enumerate(self.exports(), start=1):
                 urls = result.write_files(files, number, dropped)
