@@ -39,6 +39,7 @@ from tap_avicenna.exports.handover import (
 )
 from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport, Match
 from tap_avicenna.exports.matcher import Claims, identify
+from tap_avicenna.exports.policy import MAX_ATTEMPTS, RetryPolicy
 from tap_avicenna.exports.repository import Enough, ExportRepository
 from tap_avicenna.exports.status import ExportStatus
 from tap_avicenna.parsing import Limits
@@ -56,17 +57,8 @@ __all__ = [  # the hand-over types are re-exported: the engine's interface
     "RunnerStats",
 ]
 
-MAX_ATTEMPTS = 3
 TICK_BACKOFF = 1.5
 TICK_MAX_FACTOR = 3.0
-EMPTY_GRACE_POLLS = 3
-EMPTY_GRACE_INTERVALS = 6
-"""`Success` without a file on EMPTY_GRACE_POLLS polls spanning EMPTY_GRACE_INTERVALS x
-poll_interval_seconds (a minute with the default) is an export without data."""
-MAX_REFUSALS = 2
-"""Downloads refused by a download host (an expired link) retried with a fresh link
-from the list before the export is created again."""
-BUSY_BACKOFF_MAX = 300.0
 TURN_FILES_OVER_BUDGET = 2
 """Files the lane whose turn it is may have handed over and not consumed when the
 budget is reached: the one being read and the next."""
@@ -132,6 +124,7 @@ class ExportRunner:
         self.max_waiting_bytes = max_waiting_bytes
         self.directory = directory
         self.max_attempts = max_attempts
+        self.policy = RetryPolicy(poll_interval, timeout, attempts=max_attempts)
         self._emit = emit
         self._clock = clock
         self._lanes: dict[int, _LaneWork] = {}
@@ -298,7 +291,7 @@ class ExportRunner:
         for job in list(self._pending):
             if id(job) in ready_jobs or job not in self._pending:
                 continue  # ready wins over a timeout in the same tick; a lane failed
-            if job.failed or self._age(job) > self.timeout:
+            if job.failed or self.policy.timed_out(self._age(job)):
                 self._pending.remove(job)
                 self._orphan(job)
                 self._guard(job, self._retry, job)
@@ -346,9 +339,12 @@ class ExportRunner:
             return
         except DownloadRefused as exc:
             job.refusals += 1
-            if job.refusals <= MAX_REFUSALS:
+            if self.policy.list_again(job.refusals):
                 LOGGER.warning(
-                    "%s; listing again for a fresh link (%d of %d)", exc, job.refusals, MAX_REFUSALS
+                    "%s; listing again for a fresh link (%d of %d)",
+                    exc,
+                    job.refusals,
+                    self.policy.refusals,
                 )
                 self._pending.append(job)
                 return
@@ -590,8 +586,7 @@ class ExportRunner:
             if job.empty_since is None:
                 job.empty_since = now
             job.empty_polls += 1
-            grace = EMPTY_GRACE_INTERVALS * self.poll_interval
-            return job.empty_polls >= EMPTY_GRACE_POLLS and now - job.empty_since >= grace
+            return self.policy.without_file(job.empty_polls, now - job.empty_since)
         job.empty_since, job.empty_polls = None, 0
         if listed.content and listed.status is ExportStatus.UNKNOWN:
             self._warn_once(
@@ -650,13 +645,12 @@ class ExportRunner:
                 exc,
                 pending,
             )
-        elif not pending and now - self._busy_since > self.timeout:
+        elif self.policy.busy_gives_up(pending, now - self._busy_since):
             raise ExportFailed(
                 f"Avicenna refused every new export for {now - self._busy_since:.0f}s "
                 f"({exc}); giving up: other exports of the study keep it busy, run again later"
             )
-        backoff = min(BUSY_BACKOFF_MAX, self.poll_interval * 2 ** (self._busy_count - 1))
-        delay = max(exc.retry_after or 0.0, backoff)
+        delay = self.policy.busy_delay(self._busy_count, exc.retry_after)
         self._busy_until = now + delay
         LOGGER.info("Avicenna is busy (%s); next create in %.1fs", exc, delay)
 
@@ -673,7 +667,7 @@ class ExportRunner:
             reason = (
                 f"timed out after {self._age(job):.0f}s" if not job.failed else "failed at Avicenna"
             )
-        if job.attempt >= self.max_attempts:
+        if not self.policy.create_again(job.attempt):
             raise ExportFailed(
                 f"{job.name} {reason} on attempt {job.attempt} of {self.max_attempts}; "
                 f"giving up ({advice})"
