@@ -42,6 +42,7 @@ from tap_avicenna.exports.matcher import Claims, identify
 from tap_avicenna.exports.policy import MAX_ATTEMPTS, RetryPolicy
 from tap_avicenna.exports.repository import Enough, ExportRepository
 from tap_avicenna.exports.status import ExportStatus
+from tap_avicenna.exports.timing import PollTiming
 from tap_avicenna.parsing import Limits
 
 LOGGER = logging.getLogger("tap-avicenna.exports")
@@ -57,8 +58,6 @@ __all__ = [  # the hand-over types are re-exported: the engine's interface
     "RunnerStats",
 ]
 
-TICK_BACKOFF = 1.5
-TICK_MAX_FACTOR = 3.0
 TURN_FILES_OVER_BUDGET = 2
 """Files the lane whose turn it is may have handed over and not consumed when the
 budget is reached: the one being read and the next."""
@@ -136,11 +135,9 @@ class ExportRunner:
         self._waiting_bytes = 0
         self._listing: list[ListedExport] | None = None
         self._relist = False  # a poll is due now (the first one, or ids from state to check)
-        self._next_poll = 0.0
-        self._tick = poll_interval
+        self._timing = PollTiming(poll_interval)
         self._started = False  # exports started since the last poll
         self._stopped = False
-        self._durations: list[float] = []  # age last seen pending, of this run's ready exports
         self._known: set[int] = set()  # every export id listed so far
         self._claims = Claims()
         self._with_id: set[int] = set()  # lanes whose last create answered an id
@@ -193,7 +190,7 @@ class ExportRunner:
         """Poll when due, download what is ready (by priority, under the budget), create
         into free slots; seconds until something is due, None when only a command
         (a new lane, a file consumed) can make work."""
-        if self._relist or (self._pending and self._clock() >= self._next_poll):
+        if self._relist or (self._pending and self._clock() >= self._timing.next_poll):
             self._poll_tick()
         self._release_held()
         self._fill()
@@ -244,7 +241,7 @@ class ExportRunner:
         now = self._clock()
         waits = []
         if self._pending:
-            waits.append(self._next_poll - now)
+            waits.append(self._timing.next_poll - now)
         if self._busy_until > now and any(work.queue for work in self._lanes.values()):
             waits.append(self._busy_until - now)
         return max(0.0, min(waits)) if waits else None
@@ -274,7 +271,7 @@ class ExportRunner:
                 self._claims.claimed.add(job.export_id)
             self._started = True
             if len(self._pending) == 1:
-                self._next_poll = self._clock() + self._next_sleep(self._tick)
+                self._timing.schedule(self._clock(), self._oldest())
             if job.export_id is not None:
                 self._emit(ExportCreated(job.lane, request.key, job.export_id))
             self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
@@ -300,7 +297,7 @@ class ExportRunner:
         for job, listed in sorted(ready, key=lambda pair: self._order(pair[0].lane)):
             if self._stopped:
                 return
-            self._durations.append(job.pending_age)
+            self._timing.durations.append(job.pending_age)
             if job not in self._pending:
                 continue  # its lane failed meanwhile
             self._pending.remove(job)
@@ -310,12 +307,8 @@ class ExportRunner:
             else:
                 self._held.append(job)
                 self.stats.held += 1
-        self._tick = (
-            self.poll_interval
-            if changed
-            else min(self._tick * TICK_BACKOFF, self.poll_interval * TICK_MAX_FACTOR)
-        )
-        self._next_poll = self._clock() + self._next_sleep(self._tick)
+        self._timing.settle(changed)
+        self._timing.schedule(self._clock(), self._oldest())
 
     def _release_held(self) -> None:
         """The held files the budget (or a new turn) now allows are listed again at once
@@ -426,20 +419,21 @@ class ExportRunner:
 
     # --- steps -----------------------------------------------------------------------
 
-    def _next_sleep(self, tick: float) -> float:
-        """How long to wait before the next poll.
+    @property
+    def _durations(self) -> list[float]:
+        return self._timing.durations
 
-        The tick backs off while nothing changes, but not once a pending export is as old
-        as the quickest export of this run was when it was last seen still pending (a
-        lower bound of how long exports take): from then on the tick is the configured
-        poll_interval_seconds, and before then the wait ends when one reaches that age.
-        """
-        if not self._durations or not self._pending:
-            return tick
-        soonest = min(self._durations) - max(self._age(job) for job in self._pending)
-        if soonest <= 0:
-            return self.poll_interval
-        return max(self.poll_interval / 4, min(tick, soonest))
+    @_durations.setter
+    def _durations(self, durations: list[float]) -> None:
+        self._timing.durations = durations
+
+    def _next_sleep(self, tick: float) -> float:
+        """How long to wait before the next poll (`PollTiming.sleep`)."""
+        return self._timing.sleep(tick, self._oldest())
+
+    def _oldest(self) -> float | None:
+        """The age of the oldest pending export, if any."""
+        return max((self._age(job) for job in self._pending), default=None)
 
     def _enough(self) -> Enough | None:
         """When a poll may stop reading pages: on a newest-first list, once every export
