@@ -445,6 +445,11 @@ class Simulator:
             end = to_ms(self.clock.now())
             source = next(iter(study.data_sources))
             request = SensorRequest(study_id, source, end - 7 * 86_400_000, end, None)
+        self._someone_elses(study, request)
+
+    def _someone_elses(self, study: StudyConfig, request: SensorRequest) -> None:
+        """Create another user's sensor export of ``request``."""
+        study_id = request.study_id
         self._new_export(
             study_id,
             DATA_SOURCE,
@@ -458,7 +463,7 @@ class Simulator:
             ),
         )
 
-    def _foreign_source(self, study_id: int, study: StudyConfig, ours: SensorRequest) -> bool:
+    def _foreign_source(self, study: StudyConfig, ours: SensorRequest) -> bool:
         """With ``foreign_source_next_creates``: another user's export of the same
         participants and window but another data source, created just before ours (which
         the caller leaves out of the next list answer); True when it fired."""
@@ -467,19 +472,7 @@ class Simulator:
                 return False
             self._stats.faults_injected += 1
         source = max(s for s in study.data_sources if s != ours.data_source)
-        request = dataclasses.replace(ours, data_source=source)
-        self._new_export(
-            study_id,
-            DATA_SOURCE,
-            lambda number, created: Export(
-                study_id,
-                number,
-                DATA_SOURCE,
-                created,
-                sensor_filename(study, study_id, number, source),
-                sensor=request,
-            ),
-        )
+        self._someone_elses(study, dataclasses.replace(ours, data_source=source))
         return True
 
     def _seed_history(self, count: int) -> None:
@@ -600,7 +593,7 @@ class Simulator:
             raise HttpError(400, "start_date must not be after end_date.")
         participant_ids = _participant_ids(form.get("participant_ids"), study)
         request = SensorRequest(study_id, source_id, start_ms, end_ms, participant_ids)
-        foreign = self._foreign_source(study_id, study, request)
+        foreign = self._foreign_source(study, request)
 
         def build(number: int, created: datetime) -> Export:
             name = sensor_filename(study, study_id, number, source_id)

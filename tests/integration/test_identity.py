@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import typing as t
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from tests.conftest import (
     STUDY_ID,
     catalog_file,
     expected_sensor_rows,
-    make_simulator,
     multiset,
     run_tap,
     tap_config,
@@ -33,12 +31,8 @@ WEEK_END = "2025-01-08T00:00:00Z"
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = make_simulator()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
+def sim(simulator: Simulator) -> Simulator:
+    return simulator
 
 
 def gps_week(sim: Simulator, **overrides: t.Any) -> dict[str, t.Any]:
