@@ -7,6 +7,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from tap_avicenna.exports.job import ExportRequest, ListedExport, Match
+from tap_avicenna.exports.status import ExportStatus
 
 
 @dataclass
@@ -90,3 +91,18 @@ def identify(
     if new and request.match(new[0]) is Match.UNKNOWN:
         return Found(new[0], guessed=True)
     return None
+
+
+def resumable(
+    request: ExportRequest, export_id: int, listing: list[ListedExport], claims: Claims
+) -> tuple[ListedExport | None, str]:
+    """An export id from state, as the list shows it when it may be resumed; else None
+    and why not (not listed, failed, or the list shows another request)."""
+    listed = next((e for e in listing if e.export_id == export_id), None)
+    if listed is None:
+        return None, "not listed"
+    if listed.status is ExportStatus.FAILED:
+        return None, listed.label
+    if export_id in claims.rejected or request.match(listed) is Match.NO:
+        return None, "the list shows another request"
+    return listed, ""

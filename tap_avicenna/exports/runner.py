@@ -37,8 +37,8 @@ from tap_avicenna.exports.handover import (
     ReadyExport,
     mb,
 )
-from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport, Match
-from tap_avicenna.exports.matcher import Claims, identify
+from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport
+from tap_avicenna.exports.matcher import Claims, identify, resumable
 from tap_avicenna.exports.policy import MAX_ATTEMPTS, RetryPolicy
 from tap_avicenna.exports.repository import Enough, ExportRepository
 from tap_avicenna.exports.status import ExportStatus
@@ -467,14 +467,8 @@ class ExportRunner:
         lane = work.lane.key
         listing = self._listing or []
         if export_id is not None:
-            listed = next((e for e in listing if e.export_id == export_id), None)
-            if listed is None:
-                why = "not listed"
-            elif listed.status is ExportStatus.FAILED:
-                why = listed.label
-            elif export_id in self._claims.rejected or request.match(listed) is Match.NO:
-                why = "the list shows another request"
-            else:
+            listed, why = resumable(request, export_id, listing, self._claims)
+            if listed is not None:
                 self.stats.resumed += 1
                 job = ExportJob(
                     request,

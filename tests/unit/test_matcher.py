@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tap_avicenna.exports.job import ExportRequest, ListedExport
-from tap_avicenna.exports.matcher import Claims, identify
+from tap_avicenna.exports.matcher import Claims, identify, resumable
 from tap_avicenna.exports.status import classify
 
 GPS = ExportRequest(key="g", label="g", data_source_id=10, participant_ids=(101,))
@@ -71,3 +71,29 @@ def test_given_a_create_answering_an_id_when_matched_then_the_entry_showing_it(
     listing = [entry(4, pk=7000), entry(5, pk=pk)]
     found = identify(GPS, listing, Claims(), ref=7001, taken={4})
     assert (found and found.listed.export_id) == expected
+
+
+def failed(export_id: int) -> ListedExport:
+    return ListedExport(export_id, "Failed", classify("Failed"), None)
+
+
+# (case, list snapshot, rejected, resumed?, why not)
+RESUME = [
+    ("listed, nothing disagrees", [entry(5)], set(), True, ""),
+    ("not listed", [entry(4)], set(), False, "not listed"),
+    ("failed", [failed(5)], set(), False, "Failed"),
+    ("shows another data source", [entry(5, 30)], set(), False, "the list shows another request"),
+    ("rejected this run", [entry(5)], {5}, False, "the list shows another request"),
+]
+
+
+@pytest.mark.parametrize(
+    ("listing", "rejected", "resumed", "why"),
+    [row[1:] for row in RESUME],
+    ids=[row[0] for row in RESUME],
+)
+def test_given_an_id_from_state_when_listed_then_resumed_by_the_table(
+    listing: list[ListedExport], rejected: set[int], resumed: bool, why: str
+) -> None:
+    listed, reason = resumable(GPS, 5, listing, Claims(rejected=set(rejected)))
+    assert (listed is not None, reason) == (resumed, why)
