@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tap_avicenna.client import DownloadGone, DownloadRefused, ServerBusy
 from tap_avicenna.errors import AvicennaError, ExportFailed
+from tap_avicenna.exports.budget import DiskBudget
 from tap_avicenna.exports.download import download_export, empty_export
 from tap_avicenna.exports.handover import (
     Event,
@@ -58,9 +59,6 @@ __all__ = [  # the hand-over types are re-exported: the engine's interface
     "RunnerStats",
 ]
 
-TURN_FILES_OVER_BUDGET = 2
-"""Files the lane whose turn it is may have handed over and not consumed when the
-budget is reached: the one being read and the next."""
 
 _ADVICE = "try a smaller export_window_days or participants_per_export"
 
@@ -121,6 +119,7 @@ class ExportRunner:
         self.timeout = timeout
         self.limits = limits
         self.max_waiting_bytes = max_waiting_bytes
+        self._budget = DiskBudget(max_waiting_bytes)
         self.directory = directory
         self.max_attempts = max_attempts
         self.policy = RetryPolicy(poll_interval, timeout, attempts=max_attempts)
@@ -130,9 +129,6 @@ class ExportRunner:
         self._turn: int | None = None
         self._pending: list[ExportJob] = []  # created, not downloaded
         self._held: list[ExportJob] = []  # ready, waiting for the budget
-        self._unconsumed: collections.Counter[int] = collections.Counter()  # lane -> files
-        self._waiting_files = 0
-        self._waiting_bytes = 0
         self._listing: list[ListedExport] | None = None
         self._relist = False  # a poll is due now (the first one, or ids from state to check)
         self._timing = PollTiming(poll_interval)
@@ -166,9 +162,7 @@ class ExportRunner:
         """The consumer is done with a file handed over (and has deleted it). A rejected
         file's export is created again."""
         job = ready.job
-        self._waiting_files -= 1
-        self._waiting_bytes -= ready.size
-        self._unconsumed[job.lane] -= 1
+        self._budget.consumed(job.lane, ready.size)
         if ready.rejected is not None and job.lane in self._lanes:
             self._guard(job, self._reject, job, ready.rejected)
 
@@ -203,13 +197,8 @@ class ExportRunner:
         priority = work.lane.priority if work is not None else 0
         return (lane != self._turn, priority, lane)
 
-    def _under_budget(self) -> bool:
-        return self._waiting_bytes < self.max_waiting_bytes
-
     def _may_download(self, job: ExportJob) -> bool:
-        if self._under_budget() or job.guessed:
-            return True
-        return job.lane == self._turn and self._unconsumed[job.lane] < TURN_FILES_OVER_BUDGET
+        return self._budget.may_download(job.lane, self._turn, job.guessed)
 
     def _next_lane(self, proving: bool) -> _LaneWork | None:
         """The lane to create an export for: the turn's, else by priority; a lane whose
@@ -221,7 +210,7 @@ class ExportRunner:
             work = self._lanes[key]
             if proving and key not in self._with_id:
                 continue
-            if work.queue and (key == self._turn or self._under_budget()):
+            if work.queue and (key == self._turn or self._budget.under()):
                 return work
         return None
 
@@ -355,12 +344,10 @@ class ExportRunner:
         if job.guessed and not self._proven(job, path):
             return
         size = path.stat().st_size
-        self._waiting_files += 1
-        self._waiting_bytes += size
-        self._unconsumed[job.lane] += 1
+        self._budget.handed(job.lane, size)
         self.stats.handed += 1
-        self.stats.peak_waiting_files = max(self.stats.peak_waiting_files, self._waiting_files)
-        self.stats.peak_waiting_bytes = max(self.stats.peak_waiting_bytes, self._waiting_bytes)
+        self.stats.peak_waiting_files = self._budget.peak_files
+        self.stats.peak_waiting_bytes = self._budget.peak_bytes
         self._emit(ExportReady(job.lane, ReadyExport(job, path, size)))
 
     def _proven(self, job: ExportJob, path: Path) -> bool:
@@ -411,8 +398,8 @@ class ExportRunner:
             len(still),
             oldest,
             self.timeout,
-            self._waiting_files,
-            mb(self._waiting_bytes),
+            self._budget.files,
+            mb(self._budget.bytes),
             budget,
             held,
         )
