@@ -171,7 +171,7 @@ class _DataTables:
 
 
 class TapServices(t.Protocol):
-    """What the streams use of their tap (`TapAvicenna`, which singer-sdk's `Stream`
+    """What the streams use of their tap (the tap itself, which singer-sdk's `Stream`
     is also given)."""
 
     @property

@@ -16,7 +16,7 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 from tap_avicenna.batch_files import BatchFiles
 from tap_avicenna.bookmarks import CoverageBookmarks
 from tap_avicenna.client import epoch_ms
-from tap_avicenna.errors import AvicennaError, FileFormatError
+from tap_avicenna.errors import ExportFailed, FileFormatError
 from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
@@ -196,7 +196,7 @@ class WindowedExportStream(ExportStream):
                         self.name,
                         schedule.position(),
                     )
-            except AvicennaError as exc:
+            except ExportFailed as exc:  # an export failing on every attempt
                 if schedule.failure(self) is not exc:
                     raise
                 self.services.stream_failed(self.name, exc)
