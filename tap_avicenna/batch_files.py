@@ -25,7 +25,7 @@ from singer_sdk.helpers._batch import BatchConfig
 from upath import UPath
 
 from tap_avicenna.parsing.values import UNTYPED
-from tap_avicenna.streams.base import ENCODER, ROW_ID
+from tap_avicenna.rowids import ENCODER, ROW_ID
 
 if t.TYPE_CHECKING:
     import pyarrow as pa
@@ -82,14 +82,23 @@ class BatchFiles:
 
     def from_records(self, records: t.Iterator[dict[str, t.Any]], export_no: int) -> list[str]:
         """Files of `batch_size` records: JSON lines written here (msgspec, gzip level 1),
-        other formats by singer-sdk's own batcher."""
-        if self.format != "jsonl":
-            return [url for manifest in self._batcher.get_batches(records) for url in manifest]
+        other formats by singer-sdk's own batcher. If anything fails (the records, a
+        write), the files written so far are deleted: none of them was announced."""
         urls: list[str] = []
-        for number, chunk in enumerate(lazy_chunked_generator(records, self.config.batch_size)):
-            urls.append(
-                self._write(self._name(export_no, number + 1), ENCODER.encode_lines(list(chunk)))
-            )
+        names: list[str] = []
+        try:
+            if self.format != "jsonl":
+                for manifest in self._batcher.get_batches(records):
+                    urls.extend(manifest)
+                return urls
+            chunks = lazy_chunked_generator(records, self.config.batch_size)
+            for number, chunk in enumerate(chunks):
+                names.append(self._name(export_no, number + 1))
+                urls.append(self._write(names[-1], ENCODER.encode_lines(list(chunk))))
+        except BaseException:
+            self.discard(names)
+            self._discard_urls(urls)
+            raise
         return urls
 
     def _write(self, name: str, data: bytes) -> str:
@@ -97,6 +106,12 @@ class BatchFiles:
         with storage.open(name, "wb") as handle:
             handle.write(gzip.compress(data, compresslevel=1) if self.gzip else data)
         return storage.get_url(name)
+
+    def _discard_urls(self, urls: t.Iterable[str]) -> None:
+        """Delete files by their URL (those singer-sdk's batcher wrote)."""
+        for url in urls:
+            with contextlib.suppress(OSError):
+                UPath(url, **self.config.storage.params).unlink(missing_ok=True)
 
     def discard(self, names: t.Iterable[str]) -> None:
         """Delete files that will not be announced (a columnar attempt given up)."""

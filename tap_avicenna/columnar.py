@@ -2,7 +2,7 @@
 Python dict per row.
 
 The values, the JSON text and the row ids are exactly those of the row-by-row path
-(`parsing.RowConverter` and `ExportStream.row_id`), untyped cells (`UNTYPED`) included.
+(`parsing.RowConverter` and `rowids.row_id`), untyped cells (`UNTYPED`) included.
 Arrow converts a cell only where its result is known to be the Python converter's;
 the column's other cells of that batch (null words, odd cells, ...) go through the
 Python converter one by one. A table this module cannot read exactly (a quote

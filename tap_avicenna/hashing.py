@@ -5,7 +5,7 @@ the GIL that the reading, converting and writing threads need between their Arro
 calls. A helper interpreter (`python -I -c`, standard library only, started once per
 stream) does it on the other core: the parent sends a batch's canonical JSON (one
 buffer and its offsets) over a pipe and reads back 32 hex characters per row. The ids
-are the same BLAKE2 digests as `ExportStream.row_id`. If the helper cannot be started
+are the same BLAKE2 digests as `rowids.row_id`. If the helper cannot be started
 or dies, the parent hashes in-process.
 """
 
@@ -20,7 +20,7 @@ import typing as t
 
 import pyarrow as pa
 
-from tap_avicenna.streams.base import content_id
+from tap_avicenna.rowids import content_id
 
 _WORKER = """
 import hashlib, sys

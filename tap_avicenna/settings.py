@@ -288,10 +288,10 @@ class Settings:
     retry_backoff_seconds: float
     max_uncompressed_file_bytes: int
     max_waiting_files_bytes: int
-    shard_index: int = 0
-    shard_count: int = 1
-    strict_types: bool = False
-    naive_time_zone: dt.tzinfo | None = None  # of timestamps without an offset; None: UTC
+    shard_index: int
+    shard_count: int
+    strict_types: bool
+    naive_time_zone: dt.tzinfo | None  # of timestamps without an offset; None: UTC
 
     def in_shard(self, participant_id: int) -> bool:
         return participant_id % self.shard_count == self.shard_index
@@ -310,17 +310,22 @@ def _datetime(config: t.Mapping[str, t.Any], name: str) -> dt.datetime:
     return dt.datetime.fromtimestamp(parsed.timestamp(), dt.timezone.utc)
 
 
-def _positive(config: t.Mapping[str, t.Any], name: str, default: float) -> float:
+def default(name: str) -> t.Any:
+    """A setting's default: the settings schema's, its only source."""
+    return CONFIG_SCHEMA["properties"][name]["default"]
+
+
+def _positive(config: t.Mapping[str, t.Any], name: str) -> float:
     value = config.get(name)
     if value is None:
-        return float(default)
+        return float(default(name))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError(f"Setting '{name}' must be a positive number, got {value!r}")
     return float(value)
 
 
-def _positive_int(config: t.Mapping[str, t.Any], name: str, default: int) -> int:
-    value = _positive(config, name, default)
+def _positive_int(config: t.Mapping[str, t.Any], name: str) -> int:
+    value = _positive(config, name)
     if not value.is_integer():
         raise ConfigError(f"Setting '{name}' must be a whole number, got {config[name]!r}")
     return int(value)
@@ -477,8 +482,8 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         if any(isinstance(p, bool) or not isinstance(p, int) or p <= 0 for p in participant_ids):
             raise ConfigError("Setting 'participant_ids' must be a list of positive integers")
         participant_ids = tuple(sorted(set(participant_ids)))
-    shard_count = _positive_int(config, "shard_count", 1)
-    shard_index = config.get("shard_index", 0)
+    shard_count = _positive_int(config, "shard_count")
+    shard_index = config.get("shard_index", default("shard_index"))
     if (
         isinstance(shard_index, bool)
         or not isinstance(shard_index, int)
@@ -488,14 +493,14 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
             f"Setting 'shard_index' must be an integer from 0 to shard_count - 1 "
             f"({shard_count - 1}), got {shard_index!r}"
         )
-    lookback = config.get("lookback_days", 2)
+    lookback = config.get("lookback_days", default("lookback_days"))
     if isinstance(lookback, bool) or not isinstance(lookback, (int, float)) or lookback < 0:
         raise ConfigError(f"Setting 'lookback_days' must be zero or more, got {lookback!r}")
     return Settings(
         username=str(config["username"]).strip(),
         api_key=str(config["api_key"]).strip(),
         study_id=study_id,
-        api_url=_api_url(str(config.get("api_url") or DEFAULT_API_URL)),
+        api_url=_api_url(str(config.get("api_url") or default("api_url"))),
         start_date=start,
         end_date=end,
         participant_ids=participant_ids,
@@ -503,17 +508,17 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         surveys=_surveys(config.get("surveys")),
         response_files_dir=config.get("response_files_dir") or None,
         lookback=dt.timedelta(days=float(lookback)),
-        export_window=dt.timedelta(days=_positive(config, "export_window_days", 7)),
-        participants_per_export=_positive_int(config, "participants_per_export", 50),
-        max_concurrent_exports=_positive_int(config, "max_concurrent_exports", 4),
-        poll_interval_seconds=_positive(config, "poll_interval_seconds", 10),
-        export_timeout_seconds=_positive(config, "export_timeout_seconds", 3600),
-        request_timeout_seconds=_positive(config, "request_timeout_seconds", 300),
-        retry_backoff_seconds=_positive(config, "retry_backoff_seconds", 0.5),
+        export_window=dt.timedelta(days=_positive(config, "export_window_days")),
+        participants_per_export=_positive_int(config, "participants_per_export"),
+        max_concurrent_exports=_positive_int(config, "max_concurrent_exports"),
+        poll_interval_seconds=_positive(config, "poll_interval_seconds"),
+        export_timeout_seconds=_positive(config, "export_timeout_seconds"),
+        request_timeout_seconds=_positive(config, "request_timeout_seconds"),
+        retry_backoff_seconds=_positive(config, "retry_backoff_seconds"),
         max_uncompressed_file_bytes=int(
-            _positive(config, "max_uncompressed_file_mb", 20480) * 1024 * 1024
+            _positive(config, "max_uncompressed_file_mb") * 1024 * 1024
         ),
-        max_waiting_files_bytes=int(_positive(config, "max_waiting_files_mb", 2048) * 1024 * 1024),
+        max_waiting_files_bytes=int(_positive(config, "max_waiting_files_mb") * 1024 * 1024),
         shard_index=shard_index,
         shard_count=shard_count,
         strict_types=config.get("strict_types") is True,

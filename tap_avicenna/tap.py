@@ -30,10 +30,11 @@ from tap_avicenna.catalogue import (
     known_sources,
 )
 from tap_avicenna.client import AvicennaClient
-from tap_avicenna.errors import AvicennaError, ConfigError
+from tap_avicenna.errors import AvicennaError, ConfigError, ExportFailed
+from tap_avicenna.exports.handover import Event
 from tap_avicenna.exports.planner import Period
 from tap_avicenna.exports.repository import AvicennaExportRepository
-from tap_avicenna.exports.runner import Event, ExportRunner
+from tap_avicenna.exports.runner import ExportRunner
 from tap_avicenna.exports.schedule import PER_STREAM_ENV, ExportSchedule
 from tap_avicenna.interrupts import Interrupted, InterruptGate, ignore_signals
 from tap_avicenna.parsing import Limits
@@ -198,12 +199,23 @@ class TapAvicenna(Tap):
         ExportSchedule); its files and thread are gone when this returns. Wrapping
         `sync_all` itself (singer-sdk marks it final for typing only) covers every
         sync, also those started by singer-sdk's test helpers."""
+        self._failed_streams: dict[str, AvicennaError] = {}
         try:
             self.schedule.start(self._exporting_streams())
             super().sync_all()
         finally:
             self.schedule.close()
             del self.schedule  # its thread is gone: another sync of this tap makes its own
+        if self._failed_streams:
+            failed = "; ".join(f"{name}: {error}" for name, error in self._failed_streams.items())
+            raise ExportFailed(f"{failed}; every other stream was synced")
+
+    def stream_failed(self, name: str, error: AvicennaError) -> None:
+        """One of the stream's exports cannot be obtained: the stream stops there (its
+        state keeps what was emitted), the other streams go on (WARNING), and the run
+        ends with the ERROR line once they are done."""
+        self.logger.warning("%s stops here: %s; the other streams go on", name, error)
+        self._failed_streams[name] = error
 
     def _exporting_streams(self) -> list[ExportStream]:
         """The selected streams, in sync order, and the participants stream first when

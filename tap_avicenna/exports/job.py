@@ -7,11 +7,17 @@ import enum
 import time
 import typing as t
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tap_avicenna.client import epoch_ms
 from tap_avicenna.exports.status import ExportStatus, classify, status_label
 
 _FILTER_KINDS = ("PARTICIPATION", "ACTIVITY_RESPONSE")
+
+Verify = t.Callable[[Path, str], "str | None"]
+"""Told a downloaded file (and its name for messages), says why it does not answer the
+request, or None when it does: how an export adopted from the list by a guess is proven
+before anything of it is used."""
 
 
 class Match(enum.Enum):
@@ -34,13 +40,14 @@ class ExportRequest:
     end: dt.datetime | None = None
     participant_ids: tuple[int, ...] = ()
     body: dict[str, t.Any] | None = field(default=None, hash=False, compare=False)
+    verify: Verify | None = field(default=None, hash=False, compare=False, repr=False)
 
     def match(self, listed: ListedExport) -> Match:
         """Compare with a listed export on every field the list shows.
 
-        A create answer without an id is only resolved to an export on YES (or, where
-        the list shows nothing at all, by the runner's stricter rule), and an export
-        id from state is only resumed when this is not NO.
+        A create answer without an id is resolved to an export on YES (or, where the
+        list shows nothing to compare, by creation order and then `verify`), and an
+        export id from state is only resumed when this is not NO.
         """
         if self.body is not None:
             kind = str(self.body.get("filter") or "").upper()
@@ -166,7 +173,7 @@ class ExportJob:
     ref: int | None = None  # a create answer's `id`, matched on either list field
     label: str = "created"
     resumed: bool = False
-    guessed: bool = False  # adopted from the list without the create naming it
+    guessed: bool = False  # adopted from the list by creation order, until its file is verified
     failed: bool = False
     pending_age: float = 0.0  # seconds since creation when last listed as not ready
     empty_since: float | None = None  # when first listed as Success without a file

@@ -22,94 +22,45 @@ import logging
 import math
 import time
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tap_avicenna.client import DownloadGone, DownloadRefused, ServerBusy
 from tap_avicenna.errors import AvicennaError, ExportFailed
+from tap_avicenna.exports.budget import DiskBudget
 from tap_avicenna.exports.download import download_export, empty_export
-from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport, Match
+from tap_avicenna.exports.handover import (
+    Event,
+    ExportCreated,
+    ExportReady,
+    Lane,
+    LaneFailed,
+    ReadyExport,
+    mb,
+)
+from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport
+from tap_avicenna.exports.matcher import Claims, identify, resumable
+from tap_avicenna.exports.policy import MAX_ATTEMPTS, RetryPolicy
 from tap_avicenna.exports.repository import Enough, ExportRepository
 from tap_avicenna.exports.status import ExportStatus
+from tap_avicenna.exports.timing import PollTiming
 from tap_avicenna.parsing import Limits
 
 LOGGER = logging.getLogger("tap-avicenna.exports")
 
-MAX_ATTEMPTS = 3
-TICK_BACKOFF = 1.5
-TICK_MAX_FACTOR = 3.0
-EMPTY_GRACE_POLLS = 3
-EMPTY_GRACE_INTERVALS = 6
-"""`Success` without a file on EMPTY_GRACE_POLLS polls spanning EMPTY_GRACE_INTERVALS x
-poll_interval_seconds (a minute with the default) is an export without data."""
-MAX_REFUSALS = 2
-"""Downloads refused by a download host (an expired link) retried with a fresh link
-from the list before the export is created again."""
-BUSY_BACKOFF_MAX = 300.0
-TURN_FILES_OVER_BUDGET = 2
-"""Files the lane whose turn it is may have handed over and not consumed when the
-budget is reached: the one being read and the next."""
-MB = 1024 * 1024
+__all__ = [  # the hand-over types are re-exported: the engine's interface
+    "Event",
+    "ExportCreated",
+    "ExportReady",
+    "ExportRunner",
+    "Lane",
+    "LaneFailed",
+    "ReadyExport",
+    "RunnerStats",
+]
+
 
 _ADVICE = "try a smaller export_window_days or participants_per_export"
-
-
-class NotOurExport(Exception):
-    """The file handed over does not belong to its request (another user's or another
-    shard's export): the stream emits nothing of it and rejects it."""
-
-
-@dataclass
-class ReadyExport:
-    """A finished export whose file is on disk until its stream has read it."""
-
-    job: ExportJob
-    path: Path
-    size: int = 0
-    rejected: str | None = None
-
-    def reject(self, reason: str) -> None:
-        """The file is not the request's: nothing of it was emitted, no window closes."""
-        self.rejected = reason
-
-
-@dataclass(frozen=True)
-class Lane:
-    """The exports one stream takes this run, in the order it asks for them."""
-
-    key: int  # unique in the run
-    name: str  # the stream's, for messages
-    priority: int  # streams synced earlier come first
-    requests: tuple[ExportRequest, ...]
-    resume: t.Mapping[str, int] = field(default_factory=dict)  # request key -> id (state)
-
-
-@dataclass(frozen=True)
-class ExportCreated:
-    """An export's id is known (created, found in the list, or resumed from state)."""
-
-    lane: int
-    key: str
-    export_id: int
-
-
-@dataclass(frozen=True)
-class ExportReady:
-    """An export's file is on disk, handed over until `ExportRunner.consumed`."""
-
-    lane: int
-    ready: ReadyExport
-
-
-@dataclass(frozen=True)
-class LaneFailed:
-    """One of the lane's exports cannot be obtained: the lane gets nothing more."""
-
-    lane: int
-    error: AvicennaError
-
-
-Event = ExportCreated | ExportReady | LaneFailed
 
 
 @dataclass
@@ -133,12 +84,6 @@ class _LaneWork:
     lane: Lane
     queue: collections.deque[tuple[ExportRequest, int]]  # (request, attempt) to create
     resume: dict[str, int]  # ids from state not adopted or dismissed yet
-
-
-def mb(size: float) -> str:
-    """A size in MB (2^20 bytes, as the settings' `_mb`), small ones to 3 digits."""
-    value = size / MB
-    return f"{value:,.0f} MB" if value >= 100 else f"{value:.3g} MB"
 
 
 def _newest_first(ids: list[int]) -> bool:
@@ -174,29 +119,24 @@ class ExportRunner:
         self.timeout = timeout
         self.limits = limits
         self.max_waiting_bytes = max_waiting_bytes
+        self._budget = DiskBudget(max_waiting_bytes)
         self.directory = directory
         self.max_attempts = max_attempts
+        self.policy = RetryPolicy(poll_interval, timeout, attempts=max_attempts)
         self._emit = emit
         self._clock = clock
         self._lanes: dict[int, _LaneWork] = {}
         self._turn: int | None = None
         self._pending: list[ExportJob] = []  # created, not downloaded
-        self._held: list[tuple[ExportJob, ListedExport]] = []  # ready, waiting for the budget
-        self._unverified: set[int] = set()  # id() of guessed jobs handed over, not consumed
-        self._unconsumed: collections.Counter[int] = collections.Counter()  # lane -> files
-        self._waiting_files = 0
-        self._waiting_bytes = 0
+        self._held: list[ExportJob] = []  # ready, waiting for the budget
         self._listing: list[ListedExport] | None = None
         self._relist = False  # a poll is due now (the first one, or ids from state to check)
-        self._next_poll = 0.0
-        self._tick = poll_interval
+        self._timing = PollTiming(poll_interval)
         self._started = False  # exports started since the last poll
         self._stopped = False
-        self._durations: list[float] = []  # age last seen pending, of this run's ready exports
         self._known: set[int] = set()  # every export id listed so far
-        self._rejected: set[int] = set()  # exports whose file was not their request's
-        self._lost_creates = 0  # creates without id given up before their export was found
-        self._anonymous = False  # a create answered without an id: only the turn's lane creates
+        self._claims = Claims()
+        self._with_id: set[int] = set()  # lanes whose last create answered an id
         self._warned: set[str] = set()
         self._busy_until = 0.0
         self._busy_since: float | None = None
@@ -220,12 +160,9 @@ class ExportRunner:
 
     def consumed(self, ready: ReadyExport) -> None:
         """The consumer is done with a file handed over (and has deleted it). A rejected
-        file's export is looked for again (when it was a guess) or created again."""
+        file's export is created again."""
         job = ready.job
-        self._waiting_files -= 1
-        self._waiting_bytes -= ready.size
-        self._unconsumed[job.lane] -= 1
-        self._unverified.discard(id(job))
+        self._budget.consumed(job.lane, ready.size)
         if ready.rejected is not None and job.lane in self._lanes:
             self._guard(job, self._reject, job, ready.rejected)
 
@@ -233,11 +170,11 @@ class ExportRunner:
         """Forget the lane's work (its consumer stopped taking files); its exports are
         left at Avicenna as they are."""
         self._lanes.pop(lane, None)
-        self._lost_creates += sum(
-            1 for job in self._pending if job.lane == lane and job.export_id is None
-        )
+        for job in self._pending:
+            if job.lane == lane:
+                self._orphan(job)
         self._pending = [job for job in self._pending if job.lane != lane]
-        self._held = [(job, listed) for job, listed in self._held if job.lane != lane]
+        self._held = [job for job in self._held if job.lane != lane]
 
     def stop(self) -> None:
         """Do nothing more: the run is over (may be called from another thread)."""
@@ -247,7 +184,7 @@ class ExportRunner:
         """Poll when due, download what is ready (by priority, under the budget), create
         into free slots; seconds until something is due, None when only a command
         (a new lane, a file consumed) can make work."""
-        if self._relist or (self._pending and self._clock() >= self._next_poll):
+        if self._relist or (self._pending and self._clock() >= self._timing.next_poll):
             self._poll_tick()
         self._release_held()
         self._fill()
@@ -260,25 +197,30 @@ class ExportRunner:
         priority = work.lane.priority if work is not None else 0
         return (lane != self._turn, priority, lane)
 
-    def _under_budget(self) -> bool:
-        return self._waiting_bytes < self.max_waiting_bytes
-
     def _may_download(self, job: ExportJob) -> bool:
-        if self._under_budget():
-            return True
-        return job.lane == self._turn and self._unconsumed[job.lane] < TURN_FILES_OVER_BUDGET
+        return self._budget.may_download(job.lane, self._turn, job.guessed)
 
-    def _next_lane(self) -> _LaneWork | None:
+    def _next_lane(self, proving: bool) -> _LaneWork | None:
         """The lane to create an export for: the turn's, else by priority; a lane whose
-        turn has not come only while the files waiting are under the budget, and only
-        while creates answer with an id. (A create without one is found in the list
-        by a guess at worst, and a guess stops every create until its file is read:
-        for a later lane's file, that would be never.)"""
+        turn has not come only while the files waiting are under the budget. While an
+        export created without id is not found or not proven (`proving`), only lanes
+        whose creates answer with an id: a create without one would make two exports
+        that only creation order tells apart."""
         for key in sorted(self._lanes, key=self._order):
             work = self._lanes[key]
-            if work.queue and (key == self._turn or (self._under_budget() and not self._anonymous)):
+            if proving and key not in self._with_id:
+                continue
+            if work.queue and (key == self._turn or self._budget.under()):
                 return work
         return None
+
+    def _proving(self) -> bool:
+        """Whether an export created without id is still to be found, or was taken by
+        creation order and its file is still to be proven (it is downloaded as soon as
+        it is ready, whatever the budget: it holds no one for long)."""
+        return any(
+            (job.export_id is None and job.ref is None) or job.guessed for job in self._pending
+        )
 
     def _wait(self) -> float | None:
         if self._stopped:
@@ -288,7 +230,7 @@ class ExportRunner:
         now = self._clock()
         waits = []
         if self._pending:
-            waits.append(self._next_poll - now)
+            waits.append(self._timing.next_poll - now)
         if self._busy_until > now and any(work.queue for work in self._lanes.values()):
             waits.append(self._busy_until - now)
         return max(0.0, min(waits)) if waits else None
@@ -298,13 +240,9 @@ class ExportRunner:
         while len(self._pending) < self.max_concurrent and not self._stopped:
             if self._listing is None or self._relist:
                 return  # ids from state, and exports listed before a create, come first
-            if self._unverified or any(
-                job.export_id is None or job.guessed for job in self._pending
-            ):
-                return  # never two unidentified exports at once; a guess is checked first
             if self._clock() < self._busy_until:
                 return
-            work = self._next_lane()
+            work = self._next_lane(proving=self._proving())
             if work is None:
                 return
             request, attempt = work.queue.popleft()
@@ -318,9 +256,11 @@ class ExportRunner:
                 self._fail(work.lane.key, exc)
                 continue
             self._pending.append(job)
+            if job.export_id is not None:
+                self._claims.claimed.add(job.export_id)
             self._started = True
             if len(self._pending) == 1:
-                self._next_poll = self._clock() + self._next_sleep(self._tick)
+                self._timing.schedule(self._clock(), self._oldest())
             if job.export_id is not None:
                 self._emit(ExportCreated(job.lane, request.key, job.export_id))
             self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
@@ -337,17 +277,16 @@ class ExportRunner:
         for job in list(self._pending):
             if id(job) in ready_jobs or job not in self._pending:
                 continue  # ready wins over a timeout in the same tick; a lane failed
-            if job.failed or self._age(job) > self.timeout:
+            if job.failed or self.policy.timed_out(self._age(job)):
                 self._pending.remove(job)
-                if job.export_id is None:
-                    self._lost_creates += 1
+                self._orphan(job)
                 self._guard(job, self._retry, job)
                 changed = True
         self._log_tick(polled_for, pages, ready_jobs)
         for job, listed in sorted(ready, key=lambda pair: self._order(pair[0].lane)):
             if self._stopped:
                 return
-            self._durations.append(job.pending_age)
+            self._timing.durations.append(job.pending_age)
             if job not in self._pending:
                 continue  # its lane failed meanwhile
             self._pending.remove(job)
@@ -355,23 +294,20 @@ class ExportRunner:
                 self._deliver(job, listed)
                 self._fill()  # keep Avicenna busy while the consumer reads the file
             else:
-                self._held.append((job, listed))
+                self._held.append(job)
                 self.stats.held += 1
-        self._tick = (
-            self.poll_interval
-            if changed
-            else min(self._tick * TICK_BACKOFF, self.poll_interval * TICK_MAX_FACTOR)
-        )
-        self._next_poll = self._clock() + self._next_sleep(self._tick)
+        self._timing.settle(changed)
+        self._timing.schedule(self._clock(), self._oldest())
 
     def _release_held(self) -> None:
-        """Download the held files the budget (or a new turn) now allows."""
-        for job, listed in sorted(self._held, key=lambda pair: self._order(pair[0].lane)):
-            if self._stopped:
-                return
+        """The held files the budget (or a new turn) now allows are listed again at once
+        and downloaded with the fresh link of that list (the one they were held with may
+        have expired meanwhile)."""
+        for job in sorted(self._held, key=lambda held: self._order(held.lane)):
             if self._may_download(job):
-                self._held.remove((job, listed))
-                self._deliver(job, listed)
+                self._held.remove(job)
+                self._pending.append(job)
+                self._relist = True
 
     def _deliver(self, job: ExportJob, listed: ListedExport) -> None:
         """Download a ready export's file and hand it over. A link the download host
@@ -385,9 +321,12 @@ class ExportRunner:
             return
         except DownloadRefused as exc:
             job.refusals += 1
-            if job.refusals <= MAX_REFUSALS:
+            if self.policy.list_again(job.refusals):
                 LOGGER.warning(
-                    "%s; listing again for a fresh link (%d of %d)", exc, job.refusals, MAX_REFUSALS
+                    "%s; listing again for a fresh link (%d of %d)",
+                    exc,
+                    job.refusals,
+                    self.policy.refusals,
                 )
                 self._pending.append(job)
                 return
@@ -402,16 +341,28 @@ class ExportRunner:
         except AvicennaError as exc:
             self._fail(job.lane, exc)
             return
+        if job.guessed and not self._proven(job, path):
+            return
         size = path.stat().st_size
-        self._waiting_files += 1
-        self._waiting_bytes += size
-        self._unconsumed[job.lane] += 1
-        if job.guessed:
-            self._unverified.add(id(job))
+        self._budget.handed(job.lane, size)
         self.stats.handed += 1
-        self.stats.peak_waiting_files = max(self.stats.peak_waiting_files, self._waiting_files)
-        self.stats.peak_waiting_bytes = max(self.stats.peak_waiting_bytes, self._waiting_bytes)
+        self.stats.peak_waiting_files = self._budget.peak_files
+        self.stats.peak_waiting_bytes = self._budget.peak_bytes
         self._emit(ExportReady(job.lane, ReadyExport(job, path, size)))
+
+    def _proven(self, job: ExportJob, path: Path) -> bool:
+        """Whether the file of an export adopted by creation order answers its request
+        (the request's `verify`), before anything of it is handed over or its id is
+        recorded; if not, the file is deleted and the export created again."""
+        assert job.export_id is not None
+        verify = job.request.verify
+        reason = verify(path, job.name) if verify is not None else None
+        if reason is None:
+            self._emit(ExportCreated(job.lane, job.request.key, job.export_id))
+            return True
+        path.unlink(missing_ok=True)
+        self._guard(job, self._reject, job, reason)
+        return False
 
     def _guard(self, job: ExportJob, action: t.Callable[..., None], *args: t.Any) -> None:
         """Run `action`; an expected failure of it ends the job's lane, not the run."""
@@ -447,28 +398,29 @@ class ExportRunner:
             len(still),
             oldest,
             self.timeout,
-            self._waiting_files,
-            mb(self._waiting_bytes),
+            self._budget.files,
+            mb(self._budget.bytes),
             budget,
             held,
         )
 
     # --- steps -----------------------------------------------------------------------
 
-    def _next_sleep(self, tick: float) -> float:
-        """How long to wait before the next poll.
+    @property
+    def _durations(self) -> list[float]:
+        return self._timing.durations
 
-        The tick backs off while nothing changes, but not once a pending export is as old
-        as the quickest export of this run was when it was last seen still pending (a
-        lower bound of how long exports take): from then on the tick is the configured
-        poll_interval_seconds, and before then the wait ends when one reaches that age.
-        """
-        if not self._durations or not self._pending:
-            return tick
-        soonest = min(self._durations) - max(self._age(job) for job in self._pending)
-        if soonest <= 0:
-            return self.poll_interval
-        return max(self.poll_interval / 4, min(tick, soonest))
+    @_durations.setter
+    def _durations(self, durations: list[float]) -> None:
+        self._timing.durations = durations
+
+    def _next_sleep(self, tick: float) -> float:
+        """How long to wait before the next poll (`PollTiming.sleep`)."""
+        return self._timing.sleep(tick, self._oldest())
+
+    def _oldest(self) -> float | None:
+        """The age of the oldest pending export, if any."""
+        return max((self._age(job) for job in self._pending), default=None)
 
     def _enough(self) -> Enough:
         """When a poll may stop reading pages (the repository reads the newest exports
@@ -501,14 +453,8 @@ class ExportRunner:
         lane = work.lane.key
         listing = self._listing or []
         if export_id is not None:
-            listed = next((e for e in listing if e.export_id == export_id), None)
-            if listed is None:
-                why = "not listed"
-            elif listed.status is ExportStatus.FAILED:
-                why = listed.label
-            elif export_id in self._rejected or request.match(listed) is Match.NO:
-                why = "the list shows another request"
-            else:
+            listed, why = resumable(request, export_id, listing, self._claims)
+            if listed is not None:
                 self.stats.resumed += 1
                 job = ExportJob(
                     request,
@@ -531,7 +477,10 @@ class ExportRunner:
         )
         created = self.repo.create(request)
         self.stats.created += 1
-        self._anonymous = self._anonymous or created.export_id is None
+        if created.export_id is None and created.ref is None:
+            self._with_id.discard(lane)
+        else:
+            self._with_id.add(lane)
         self._busy_since, self._busy_count = None, 0
         job = ExportJob(
             request,
@@ -551,43 +500,11 @@ class ExportRunner:
         )
         return job
 
-    def _identify(self, job: ExportJob, listing: list[ListedExport]) -> ListedExport | None:
-        """The listed export of a create whose answer did not give its list key.
-
-        With the `id` it answered: the entry showing it as `id`, else as its key. With
-        nothing: a new entry (not listed before the create, not taken, not rejected)
-        whose shown fields positively match the request; where the list shows none of
-        them, the only new entry, if no other create of this run is unidentified.
-        """
-        pending = self._pending
-        claimed = {j.export_id for j in pending if j.export_id is not None}
-        if job.ref is not None:
-            for field_name in ("pk", "export_id"):
-                fits = [
-                    e
-                    for e in listing
-                    if getattr(e, field_name) == job.ref
-                    and e.export_id not in claimed
-                    and job.request.match(e) is not Match.NO
-                ]
-                if fits:
-                    return fits[0]
-            return None
-        new = [
-            e
-            for e in listing
-            if e.export_id not in job.known_before
-            and e.export_id not in claimed
-            and e.export_id not in self._rejected
-        ]
-        positive = [e for e in new if job.request.match(e) is Match.YES]
-        if positive:
-            return min(positive, key=lambda e: e.export_id)
-        alone = sum(1 for j in pending if j.export_id is None) == 1 and not self._lost_creates
-        if alone and len(new) == 1 and job.request.match(new[0]) is Match.UNKNOWN:
-            job.guessed = True
-            return new[0]
-        return None
+    def _orphan(self, job: ExportJob) -> None:
+        """A create without id given up before its export was found (timed out, or its
+        lane dropped): its export, when it shows, is no other request's."""
+        if job.ref is None and job.export_id is None:
+            self._claims.orphans.append(job.known_before)
 
     def _update(
         self, listing: list[ListedExport]
@@ -596,15 +513,29 @@ class ExportRunner:
         by_id = {e.export_id: e for e in listing}
         ready: list[tuple[ExportJob, ListedExport]] = []
         changed = False
+        self._claims.settle_orphans(listing)
+        taken = {job.export_id for job in self._pending if job.export_id is not None}
         for job in self._pending:
             if job.export_id is None:
-                found = self._identify(job, listing)
+                found = identify(
+                    job.request,
+                    listing,
+                    self._claims,
+                    known_before=job.known_before,
+                    ref=job.ref,
+                    taken=taken,
+                )
                 if found is None:
                     continue
-                job.export_id = found.export_id
+                job.export_id, job.guessed = found.listed.export_id, found.guessed
+                taken.add(job.export_id)
+                self._claims.claimed.add(job.export_id)
                 how = "the create answer had no id" if job.ref is None else f"id {job.ref}"
+                if job.guessed:
+                    how += "; by creation order: its file is checked before use"
+                else:
+                    self._emit(ExportCreated(job.lane, job.request.key, job.export_id))
                 LOGGER.info("Found %s in the export list (%s)", job.name, how)
-                self._emit(ExportCreated(job.lane, job.request.key, found.export_id))
                 changed = True
             listed = by_id.get(job.export_id)
             if listed is None:
@@ -629,8 +560,7 @@ class ExportRunner:
             if job.empty_since is None:
                 job.empty_since = now
             job.empty_polls += 1
-            grace = EMPTY_GRACE_INTERVALS * self.poll_interval
-            return job.empty_polls >= EMPTY_GRACE_POLLS and now - job.empty_since >= grace
+            return self.policy.without_file(job.empty_polls, now - job.empty_since)
         job.empty_since, job.empty_polls = None, 0
         if listed.content and listed.status is ExportStatus.UNKNOWN:
             self._warn_once(
@@ -659,26 +589,18 @@ class ExportRunner:
         return empty_export(job, directory=self.directory)
 
     def _reject(self, job: ExportJob, reason: str) -> None:
-        """The stream found the file is not the request's: look for the export again
-        (when it was adopted from the list by a guess) or create it again."""
+        """The file is not the request's: the export is released (never looked at
+        again) and created again."""
         assert job.export_id is not None
-        self._rejected.add(job.export_id)
+        self._claims.rejected.add(job.export_id)
+        if job.guessed:  # its own export is still to show
+            self._claims.orphans.append(job.known_before)
         self.stats.rejected += 1
-        if not job.guessed:
-            self._retry(
-                job,
-                f"is not the export requested ({reason})",
-                "is another process creating exports in this study? see README, Troubleshooting",
-            )
-            return
-        LOGGER.warning(
-            "%s is not the export requested (%s); looking for it again", job.name, reason
+        self._retry(
+            job,
+            f"is not the export requested ({reason})",
+            "is another process creating exports in this study? see README, Troubleshooting",
         )
-        job.export_id, job.guessed, job.label = None, False, "created"
-        job.empty_since, job.empty_polls, job.refusals = None, 0, 0
-        self._pending.append(job)
-        if len(self._pending) == 1:
-            self._next_poll = self._clock() + self._next_sleep(self._tick)
 
     def _busy(self, exc: ServerBusy, pending: int) -> None:
         """A create refused for too many running exports: wait (backing off), and keep
@@ -697,13 +619,12 @@ class ExportRunner:
                 exc,
                 pending,
             )
-        elif not pending and now - self._busy_since > self.timeout:
+        elif self.policy.busy_gives_up(pending, now - self._busy_since):
             raise ExportFailed(
                 f"Avicenna refused every new export for {now - self._busy_since:.0f}s "
                 f"({exc}); giving up: other exports of the study keep it busy, run again later"
             )
-        backoff = min(BUSY_BACKOFF_MAX, self.poll_interval * 2 ** (self._busy_count - 1))
-        delay = max(exc.retry_after or 0.0, backoff)
+        delay = self.policy.busy_delay(self._busy_count, exc.retry_after)
         self._busy_until = now + delay
         LOGGER.info("Avicenna is busy (%s); next create in %.1fs", exc, delay)
 
@@ -720,7 +641,7 @@ class ExportRunner:
             reason = (
                 f"timed out after {self._age(job):.0f}s" if not job.failed else "failed at Avicenna"
             )
-        if job.attempt >= self.max_attempts:
+        if not self.policy.create_again(job.attempt):
             raise ExportFailed(
                 f"{job.name} {reason} on attempt {job.attempt} of {self.max_attempts}; "
                 f"giving up ({advice})"

@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tap_avicenna.errors import AvicennaError
-from tap_avicenna.exports.job import ExportRequest
-from tap_avicenna.exports.runner import (
+from tap_avicenna.exports.handover import (
     Event,
     ExportCreated,
     ExportReady,
-    ExportRunner,
     Lane,
     ReadyExport,
     mb,
 )
+from tap_avicenna.exports.job import ExportRequest
+from tap_avicenna.exports.runner import ExportRunner
 from tap_avicenna.exports.worker import RunnerStopped, RunnerThread
 
 PER_STREAM_ENV = "TAP_AVICENNA_PER_STREAM_EXPORTS"
@@ -103,6 +103,7 @@ class _Lane:
     ready: set[str] = field(default_factory=set)  # request keys with a file handed over
     done: int = 0  # files read whole
     over: bool = False  # failed or dropped: the runner no longer works for it
+    failed: AvicennaError | None = None  # why one of its exports cannot be obtained
 
 
 class ExportSchedule:
@@ -197,7 +198,7 @@ class ExportSchedule:
             while lane.done < total:
                 item = self._next_file(lane)
                 if isinstance(item, AvicennaError):
-                    lane.over = True
+                    lane.over, lane.failed = True, item
                     raise item
                 try:
                     yield item
@@ -209,6 +210,12 @@ class ExportSchedule:
         finally:
             if lane.done < total and not lane.over:
                 self._drop(lane)
+
+    def failure(self, stream: Planner) -> AvicennaError | None:
+        """What made one of the stream's exports impossible (its lane alone failed; the
+        runner goes on for the others), if anything did."""
+        lane = self._lanes.get(stream.name)
+        return None if lane is None else lane.failed
 
     def _next_file(self, lane: _Lane) -> ReadyExport | AvicennaError:
         while not lane.files:

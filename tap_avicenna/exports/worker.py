@@ -15,7 +15,8 @@ import threading
 import typing as t
 from dataclasses import dataclass
 
-from tap_avicenna.exports.runner import Event, ExportRunner
+from tap_avicenna.exports.handover import Event
+from tap_avicenna.exports.runner import ExportRunner
 
 STOP_SECONDS = 2.0
 """How long `stop` waits for the thread to finish what it is doing (an HTTP request)."""

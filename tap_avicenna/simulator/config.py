@@ -283,6 +283,10 @@ class Faults:
     expire_next_links: int = 0
     """Downloads answered 403 with an object store's "Request has expired" XML (the
     list hands out a fresh link next time)."""
+    foreign_source_next_creates: int = 0
+    """Sensor creates just before which another user creates an export of the same
+    participants and window but another data source; ours is left out of the next list
+    answer, so that the other one is listed first, alone."""
     impostor_next_creates: int = 0
     """Creates that also create someone else's export just after (a sensor export of the
     same data source and window for participants not requested; for a filter export, a
@@ -302,6 +306,7 @@ class Faults:
         "html_next_lists",
         "expire_next_links",
         "impostor_next_creates",
+        "foreign_source_next_creates",
     )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -382,6 +387,8 @@ SETTINGS = (
     "presigned_urls",
     "presign_ttl_seconds",
     "create_answer",
+    "sensor_create_answer",
+    "filter_create_answer",
     "list_metadata",
     "max_running_exports",
     "busy_status",
@@ -436,6 +443,10 @@ class SimulatorConfig:
     create_answer: str = "full"
     """full: the export object; id_only: ``{"id": <pk>}`` (the list then shows ``id``
     beside ``study_specific_id``); none: ``{"detail": ...}`` without any id."""
+    sensor_create_answer: str = ""
+    """``create_answer`` of the sensor create endpoint alone ("": as ``create_answer``)."""
+    filter_create_answer: str = ""
+    """``create_answer`` of the filter (participation, survey) create endpoint alone."""
     list_metadata: str = "full"  # full | none (only the id, status and content)
     max_running_exports: int = 0
     """Creates refused with ``busy_status`` while this many exports of the study are
@@ -458,6 +469,8 @@ class SimulatorConfig:
             ("pagination", PAGINATIONS),
             ("next_links", NEXT_LINKS),
             ("create_answer", CREATE_ANSWERS),
+            ("sensor_create_answer", ("", *CREATE_ANSWERS)),
+            ("filter_create_answer", ("", *CREATE_ANSWERS)),
             ("list_metadata", LIST_METADATA),
             ("status_format", STATUS_FORMATS),
         ):

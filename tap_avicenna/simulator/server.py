@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -390,7 +391,13 @@ class Simulator:
 
     def _created_response(self, export: Export) -> tuple[int, dict[str, Any]]:
         with self._lock:
-            answer = self.config.create_answer
+            config = self.config
+            endpoint = (
+                config.sensor_create_answer
+                if export.sensor is not None
+                else config.filter_create_answer
+            )
+            answer = endpoint or config.create_answer
             if self.faults.take("omit_id_next_creates") or answer == "none":
                 return 201, {"detail": "Export is being created."}
             if answer == "id_only":
@@ -438,6 +445,11 @@ class Simulator:
             end = to_ms(self.clock.now())
             source = next(iter(study.data_sources))
             request = SensorRequest(study_id, source, end - 7 * 86_400_000, end, None)
+        self._someone_elses(study, request)
+
+    def _someone_elses(self, study: StudyConfig, request: SensorRequest) -> None:
+        """Create another user's sensor export of ``request``."""
+        study_id = request.study_id
         self._new_export(
             study_id,
             DATA_SOURCE,
@@ -450,6 +462,18 @@ class Simulator:
                 sensor=request,
             ),
         )
+
+    def _foreign_source(self, study: StudyConfig, ours: SensorRequest) -> bool:
+        """With ``foreign_source_next_creates``: another user's export of the same
+        participants and window but another data source, created just before ours (which
+        the caller leaves out of the next list answer); True when it fired."""
+        with self._lock:
+            if not self.faults.take("foreign_source_next_creates"):
+                return False
+            self._stats.faults_injected += 1
+        source = max(s for s in study.data_sources if s != ours.data_source)
+        self._someone_elses(study, dataclasses.replace(ours, data_source=source))
+        return True
 
     def _seed_history(self, count: int) -> None:
         """``count`` older exports in each study: other users' sensor exports of every
@@ -569,12 +593,16 @@ class Simulator:
             raise HttpError(400, "start_date must not be after end_date.")
         participant_ids = _participant_ids(form.get("participant_ids"), study)
         request = SensorRequest(study_id, source_id, start_ms, end_ms, participant_ids)
+        foreign = self._foreign_source(study, request)
 
         def build(number: int, created: datetime) -> Export:
             name = sensor_filename(study, study_id, number, source_id)
             return Export(study_id, number, DATA_SOURCE, created, name, sensor=request)
 
         export = self._new_export(study_id, DATA_SOURCE, build)
+        if foreign:
+            with self._lock:
+                self._hide_once.add((study_id, export.number))
         self._impostor(study_id, study, export)
         return self._created_response(export)
 

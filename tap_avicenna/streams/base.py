@@ -8,20 +8,21 @@ Streams only say what to export and what to keep.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import sys
 import typing as t
 from collections import Counter
+from pathlib import Path
 
-import msgspec
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
+from tap_avicenna import rowids
 from tap_avicenna.errors import AvicennaError, ColumnsRefused, FileFormatError
+from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
-from tap_avicenna.exports.runner import NotOurExport, ReadyExport
+from tap_avicenna.exports.planner import PlannedExport
 from tap_avicenna.parsing import (
     UNTYPED,
     RawTable,
@@ -33,21 +34,22 @@ from tap_avicenna.parsing import (
     open_tables,
     other_members,
 )
+from tap_avicenna.rowids import ENCODER as ENCODER
+from tap_avicenna.rowids import ROW_ID as ROW_ID
 
 if t.TYPE_CHECKING:
+    from singer_sdk import Tap
+    from singer_sdk.mapper import PluginMapper
+
+    from tap_avicenna.errors import AvicennaError as _AvicennaError
+    from tap_avicenna.exports.planner import Period
     from tap_avicenna.exports.schedule import ExportSchedule
+    from tap_avicenna.interrupts import InterruptGate
+    from tap_avicenna.parsing import Limits
     from tap_avicenna.settings import Settings
-    from tap_avicenna.tap import TapAvicenna
 
-ROW_ID = "_row_id"
-ENCODER = msgspec.json.Encoder()
-_SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
+RowCheck = t.Callable[[list[str]], "str | None"]
 BULK = 10_000  # records between flushes, counter updates, bookmark progress and runner events
-
-
-def content_id(content: bytes) -> str:
-    """The row id of a row's canonical JSON: 16 bytes of BLAKE2, in hex."""
-    return hashlib.blake2b(content, digest_size=16).hexdigest()
 
 
 def json_type(name: str, nullable: bool = True) -> dict[str, t.Any]:
@@ -168,29 +170,58 @@ class _DataTables:
         )
 
 
+class TapServices(t.Protocol):
+    """What the streams use of their tap (the tap itself, which singer-sdk's `Stream`
+    is also given)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def schedule(self) -> ExportSchedule: ...
+
+    @property
+    def interrupts(self) -> InterruptGate: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def mapper(self) -> PluginMapper: ...
+
+    def participants_known(self) -> bool:
+        """Whether the participation export was read."""
+
+    def participants_for(self, stream: Stream) -> dict[int, Period | None]:
+        """The participants whose sensor data the stream exports."""
+
+    def stream_failed(self, name: str, error: _AvicennaError) -> None:
+        """The stream stopped on an export that cannot be obtained; the others go on."""
+
+
 class ExportStream(Stream):
     """A stream whose records come from Avicenna export files."""
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # cells are typed once per column here
-    _tap: TapAvicenna
     required_columns: t.ClassVar[tuple[str, ...]] = ()
     """Fields a table must have to hold this stream's data."""
     label_fields: t.ClassVar[dict[str, str]] = {}
     """Id field -> the text field its cells go to when they are labels, not ids."""
 
-    def __init__(self, tap: TapAvicenna, *, name: str, schema: dict[str, t.Any]) -> None:
-        super().__init__(tap, schema=schema, name=name)
+    def __init__(self, tap: TapServices, *, name: str, schema: dict[str, t.Any]) -> None:
+        super().__init__(t.cast("Tap", tap), schema=schema, name=name)
+        self.services = tap
         self.logger.addFilter(_ExpectedErrors())
 
     @property
     def settings(self) -> Settings:
-        return self._tap.settings
+        return self.services.settings
 
     # --- exports (what ExportSchedule plans and hands over) ------------------------------
 
     @property
     def schedule(self) -> ExportSchedule:
-        return self._tap.schedule
+        return self.services.schedule
 
     def can_plan(self) -> bool:
         """Whether this run's exports can be planned now."""
@@ -247,7 +278,7 @@ class ExportStream(Stream):
         encode = ENCODER.encode
         prefix = b'{"type":"RECORD","stream":' + ENCODER.encode(self.name) + b',"record":'
         key = self.replication_key
-        gate = self._tap.interrupts
+        gate = self.services.interrupts
         counter, timer = self.get_record_counter(), self.get_sync_timer()
         try:
             with counter, timer:
@@ -324,7 +355,7 @@ class ExportStream(Stream):
                     if raw != name:
                         spec["description"] = raw
                     schema["properties"].setdefault(name, spec)
-        self._tap.mapper.register_raw_stream_schema(self.name, self.schema, self.primary_keys)
+        self.services.mapper.register_raw_stream_schema(self.name, self.schema, self.primary_keys)
         self._stream_maps = None
         self.logger.warning(
             "%s brings column(s) the schema did not have: %s; added as nullable fields",
@@ -341,6 +372,53 @@ class ExportStream(Stream):
         where sensor readings were asked for, ...), or None: such a file is not the
         request's export, whatever the list said (`NotOurExport`)."""
         del columns
+        return None
+
+    def verify(self, path: Path, name: str, plan: PlannedExport | None = None) -> str | None:
+        """Why a file adopted by creation order is not this request's export, or None
+        when it answers the request: no table is another kind of export's (`foreign`),
+        every data table's header fits (`misfit`) and every row fits (`row_check`).
+
+        The runner calls it (in its thread) before anything of the file is used; it
+        reads the file once and changes nothing. A file that cannot be read, or whose
+        tables hold no data, is not proven; a file without any header (an export
+        without data) has nothing that could disagree.
+        """
+        headers = data = 0
+        try:
+            for table in open_tables(path, display_name=name, limits=self.services.limits):
+                if not table.header:
+                    continue
+                headers += 1
+                columns = self.column_names(list(table.header))
+                why = self.foreign(columns)
+                if why is None:
+                    if any(c not in columns for c in self.required_columns):
+                        continue  # a member without data (a codebook)
+                    why = self.misfit(columns)
+                if why is not None:
+                    return f"its file {why}"
+                data += 1
+                check = self.row_check(columns, plan)
+                if check is None:
+                    continue
+                for cells in table.rows:
+                    if (why := check(cells)) is not None:
+                        return f"{why} (line {table.line_num})"
+        except (FileFormatError, ValueError) as exc:
+            return f"its file cannot be read ({exc})"
+        if headers and not data:
+            return f"no table of its file has {' and '.join(self.required_columns)}"
+        return None
+
+    def misfit(self, columns: list[str]) -> str | None:
+        """Why a data table with these fields is not of this request (`verify`)."""
+        del columns
+        return None
+
+    def row_check(self, columns: list[str], plan: PlannedExport | None) -> RowCheck | None:
+        """Says why a row (its cells) is not of the request (`verify`); None: no check."""
+        del columns, plan
         return None
 
     def column_names(self, header: list[str]) -> list[str]:
@@ -373,7 +451,9 @@ class ExportStream(Stream):
         data = _DataTables(self, ready)
         untyped: Counter[str] = Counter()
         settings = self.settings
-        for table in open_tables(ready.path, display_name=ready.job.name, limits=self._tap.limits):
+        for table in open_tables(
+            ready.path, display_name=ready.job.name, limits=self.services.limits
+        ):
             if not table.header:
                 self.logger.info("%s: %s is empty", ready.job.name, table.name)
                 data.empty()
@@ -402,7 +482,7 @@ class ExportStream(Stream):
 
         data = _DataTables(self, ready)
         for raw in open_raw_tables(
-            ready.path, display_name=ready.job.name, limits=self._tap.limits
+            ready.path, display_name=ready.job.name, limits=self.services.limits
         ):
             header, head = read_header(raw)
             columns = self.column_names(header)
@@ -440,6 +520,8 @@ class ExportStream(Stream):
         )
         return [c for c in columns if c not in dropped]
 
+    row_id = staticmethod(rowids.row_id)
+
     @staticmethod
     def typed_rows(read: ReadTable, source: str) -> t.Iterator[list[t.Any]]:
         """Converted cells of each row; ragged or mistyped rows fail with file and line."""
@@ -450,10 +532,3 @@ class ExportStream(Stream):
             except (ValueError, FileFormatError) as exc:
                 where = source if read.table.name == source else f"{source} ({read.table.name})"
                 raise FileFormatError(f"{where} line {read.table.line_num}: {exc}") from None
-
-    @staticmethod
-    def row_id(record: t.Mapping[str, t.Any]) -> str:
-        """A stable id of a row's content: BLAKE2 of its non-null fields as JSON with
-        sorted keys (so column order and columns that are empty here do not matter)."""
-        content = _SORTED_ENCODER.encode({k: v for k, v in record.items() if v is not None})
-        return content_id(content)

@@ -11,14 +11,11 @@ import datetime as dt
 import typing as t
 
 from tap_avicenna.errors import ColumnsRefused
+from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import Period
-from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.parsing import UNTYPED
-from tap_avicenna.streams.base import ExportStream, json_type
-
-if t.TYPE_CHECKING:
-    from tap_avicenna.tap import TapAvicenna
+from tap_avicenna.streams.base import ExportStream, TapServices, json_type
 
 ID_COLUMNS = ("participant_id", "id", "avicenna_id", "aid", "participant", "user_id")
 COLUMN_ALIASES = {"participant_start_time": "start_time", "participant_end_time": "end_time"}
@@ -36,7 +33,7 @@ class ParticipantsStream(ExportStream):
     required_columns = ("participant_id",)
     label_fields: t.ClassVar[dict[str, str]] = {"status_id": "status"}
 
-    def __init__(self, tap: TapAvicenna) -> None:
+    def __init__(self, tap: TapServices) -> None:
         schema = {
             "type": "object",
             "properties": {
@@ -93,6 +90,7 @@ class ParticipantsStream(ExportStream):
                 "filter": "PARTICIPATION",
                 "rule_set": {"query": {}, "sort_by": [], "columns": list(self._columns)},
             },
+            verify=self.verify,
         )
         return [request], {}
 
@@ -120,6 +118,11 @@ class ParticipantsStream(ExportStream):
                 if values[pid_at] is not None:
                     rows.append(read.record(values))
         return rows
+
+    def misfit(self, columns: list[str]) -> str | None:
+        """A table without the columns asked for is not the participation list."""
+        missing = [c for c in self.column_names(list(self._columns)) if c not in columns]
+        return f"lacks column(s) {', '.join(missing)} asked for" if missing else None
 
     def foreign(self, columns: list[str]) -> str | None:
         """A file with a record time column (sensor readings, survey sessions) is not a

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 from collections import Counter
 
 from tap_avicenna.bookmarks import CoverageBookmarks, iso
 from tap_avicenna.catalogue import COMMON_SENSOR_FIELDS, known_fields
+from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, plan_exports
-from tap_avicenna.exports.runner import NotOurExport, ReadyExport
-from tap_avicenna.parsing import UNTYPED
+from tap_avicenna.parsing import UNTYPED, converter_for
+from tap_avicenna.rowids import ROW_ID, row_id
 from tap_avicenna.settings import DataSource
-from tap_avicenna.streams.base import ROW_ID, json_type
+from tap_avicenna.streams.base import RowCheck, TapServices, json_type
 from tap_avicenna.streams.windowed import ExportResult, WindowedExportStream
 
 if t.TYPE_CHECKING:
     from tap_avicenna.columnar import Columns
-    from tap_avicenna.tap import TapAvicenna
 
 PARTICIPANT_COLUMNS = ("user_id", "participant_id", "participant", "avicenna_id", "aid")
 TIME_COLUMNS = ("record_time", "recorded_at", "record_timestamp", "time")
+WINDOW_TOLERANCE = dt.timedelta(days=1)
+"""How far outside its window a row of an export adopted by creation order may be: a
+server reading the window in local time, or as (start, end], is still the request's."""
 
 
 def sensor_schema(source: DataSource) -> dict[str, t.Any]:
@@ -44,20 +48,23 @@ class SensorStream(WindowedExportStream):
     is_sorted = False
     required_columns = ("participant_id", "record_time")
 
-    def __init__(self, tap: TapAvicenna, source: DataSource) -> None:
+    def __init__(self, tap: TapServices, source: DataSource) -> None:
         super().__init__(tap, name=source.stream_name, schema=sensor_schema(source))
         self.source = source
+        self.columns_known = bool(known_fields(source.name) or source.fields)
+        """Whether the schema holds the data source's columns (from the catalogue, the
+        settings, or a file read whole): then a file with other columns is not its."""
 
     def can_plan(self) -> bool:
         """Without `participant_ids`, once the participation export is read."""
-        return self.settings.participant_ids is not None or self._tap.participants_known()
+        return self.settings.participant_ids is not None or self.services.participants_known()
 
     def exports(self) -> t.Iterator[ExportResult]:
         return self.export_results(self.read_export, self.read_columns)
 
     def planned(self) -> tuple[list[PlannedExport], CoverageBookmarks]:
         settings = self.settings
-        participants = self._tap.participants_for(self)
+        participants = self.services.participants_for(self)
         bookmarks = CoverageBookmarks(self.stream_state)
         self.bind_source(bookmarks, "data_source_id", self.source.id)
         starts = {
@@ -96,7 +103,48 @@ class SensorStream(WindowedExportStream):
             start=plan.start,
             end=plan.end,
             participant_ids=ids,
+            verify=lambda path, name: self.verify(path, name, plan),
         )
+
+    def misfit(self, columns: list[str]) -> str | None:
+        """Columns the data source does not have (another data source's export)."""
+        if not self.columns_known:
+            return None
+        known = self.schema["properties"]
+        unknown = [c for c in columns if c not in known]
+        if not unknown:
+            return None
+        return f"has column(s) {', '.join(unknown[:6])} that {self.name} does not have"
+
+    def row_check(self, columns: list[str], plan: PlannedExport | None) -> RowCheck:
+        """A row of a participant not asked for, or outside the window (give or take
+        WINDOW_TOLERANCE), is not of the request; a cell that does not convert proves
+        nothing either way (the reader drops such rows)."""
+        assert plan is not None
+        pid_at, time_at = columns.index("participant_id"), columns.index("record_time")
+        asked = set(plan.participant_ids)
+        lower, upper = iso(plan.start - WINDOW_TOLERANCE), iso(plan.end + WINDOW_TOLERANCE)
+        to_id, to_time = (
+            converter_for("integer"),
+            converter_for("date-time", self.settings.naive_time_zone),
+        )
+
+        def check(cells: list[str]) -> str | None:
+            try:
+                pid = to_id(cells[pid_at]) if pid_at < len(cells) else None
+                when = to_time(cells[time_at]) if time_at < len(cells) else None
+            except ValueError:
+                return None
+            if pid is not None and pid not in asked:
+                return f"it has rows of participant {pid}, who was not asked for"
+            if when is not None and not lower <= when < upper:
+                return f"it has a row at {when}, outside its window"
+            return None
+
+        return check
+
+    def after_export(self, ready: ReadyExport) -> None:
+        self.columns_known = True
 
     def read_export(self, ready: ReadyExport, plan: PlannedExport) -> t.Iterator[dict[str, t.Any]]:
         """Records of the export's participants from `start_date` to `end_date`, whatever
@@ -105,7 +153,6 @@ class SensorStream(WindowedExportStream):
         lower, upper = iso(self.settings.start_date), iso(self.settings.end_date)
         window_start, window_end = iso(plan.start), iso(plan.end)
         dropped = outside = total = ours = 0
-        guessed = ready.job.guessed
         for read in self.read_tables(ready):
             pid_at = read.columns.index("participant_id")
             time_at = read.columns.index("record_time")
@@ -115,7 +162,7 @@ class SensorStream(WindowedExportStream):
                 when = values[time_at]
                 mine = values[pid_at] in participants
                 inside = when is not None and window_start <= when < window_end
-                if mine and (inside or not guessed):
+                if mine:
                     ours += 1
                 if when is None or not mine or not lower <= when < upper:
                     dropped += 1
@@ -123,10 +170,10 @@ class SensorStream(WindowedExportStream):
                 if not inside:
                     outside += 1
                 record = dict(zip(fields, values, strict=False))  # ReadTable.record, inlined
-                record[ROW_ID] = self.row_id(record)
+                record[ROW_ID] = row_id(record)
                 yield record
         self._log_rows(ready, dropped, outside)
-        self._check_ours(ready, plan, total, ours)
+        self._check_ours(plan, total, ours)
 
     def read_columns(self, ready: ReadyExport, plan: PlannedExport) -> t.Iterator[Columns]:
         """`read_export`'s rows as typed Arrow batches (the row ids are left to the writer)."""
@@ -170,26 +217,23 @@ class SensorStream(WindowedExportStream):
                     mine = pc.fill_null(
                         pc.is_in(batch.column("participant_id"), participants), False
                     )
-                    evidence = pc.and_(mine, inside) if ready.job.guessed else mine
-                    ours = pc.sum(evidence).as_py() or 0
+                    ours = pc.sum(mine).as_py() or 0
                 if kept:
                     outside += pc.sum(pc.and_(keep, pc.invert(inside))).as_py() or 0
                     yield batch if kept == len(batch) else batch.filter(keep)
         self._log_rows(ready, dropped, outside)
         self.warn_untyped(ready, untyped)
-        self._check_ours(ready, plan, total, ours)
+        self._check_ours(plan, total, ours)
 
     @staticmethod
-    def _check_ours(ready: ReadyExport, plan: PlannedExport, total: int, ours: int) -> None:
-        """A file with rows, none of which is of the request's participants (inside its
-        window too, for an export adopted from the list by a guess), is someone else's
-        export (another user's, another shard's): its window is not closed."""
+    def _check_ours(plan: PlannedExport, total: int, ours: int) -> None:
+        """A file with rows, none of which is of the request's participants, is someone
+        else's export (another user's, another shard's): its window is not closed."""
         if ours or not total:
             return
         ids = plan.participant_ids
         who = str(ids[0]) if len(ids) == 1 else f"{ids[0]}..{ids[-1]}"
-        where = " inside its window" if ready.job.guessed else ""
-        raise NotOurExport(f"none of its {total} row(s) is of participant(s) {who}{where}")
+        raise NotOurExport(f"none of its {total} row(s) is of participant(s) {who}")
 
     def _log_rows(self, ready: ReadyExport, dropped: int, outside: int) -> None:
         """Rows of other participants, or out of [start_date, end_date), are not emitted

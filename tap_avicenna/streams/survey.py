@@ -15,17 +15,14 @@ import typing as t
 
 from tap_avicenna.bookmarks import CoverageBookmarks, iso
 from tap_avicenna.errors import ColumnsRefused, FileFormatError
+from tap_avicenna.exports.handover import ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, grid_windows
-from tap_avicenna.exports.runner import ReadyExport
 from tap_avicenna.parsing import UNTYPED, normalize_header, normalize_name
 from tap_avicenna.response_files import extract_response_files
 from tap_avicenna.settings import Survey
-from tap_avicenna.streams.base import json_type
+from tap_avicenna.streams.base import TapServices, json_type
 from tap_avicenna.streams.windowed import ExportResult, WindowedExportStream
-
-if t.TYPE_CHECKING:
-    from tap_avicenna.tap import TapAvicenna
 
 SESSION_COLUMNS = (
     "participant_id",
@@ -121,7 +118,7 @@ class SurveyStream(WindowedExportStream):
     label_fields = LABELS
     objects_may_appear = True  # answers' metadata, in columns Avicenna chooses
 
-    def __init__(self, tap: TapAvicenna, survey: Survey) -> None:
+    def __init__(self, tap: TapServices, survey: Survey) -> None:
         self.survey = survey
         self.added = [c for c in ADDED_COLUMNS if c not in survey.columns] if survey.columns else []
         self.columns = [*self.added, *survey.columns]
@@ -139,6 +136,8 @@ class SurveyStream(WindowedExportStream):
             if V2_QUESTION.match(column):
                 properties.setdefault(f"{name}_metadata", json_type("object"))
         schema = {"type": "object", "properties": properties, "additionalProperties": True}
+        self.asked = frozenset(properties) if self.columns else None
+        """The fields of the columns asked for; None: Avicenna chooses them."""
         super().__init__(tap, name=survey.stream_name, schema=schema)
 
     def column_names(self, header: list[str]) -> list[str]:
@@ -153,6 +152,13 @@ class SurveyStream(WindowedExportStream):
         if "uuid" not in columns and "participant_id" in columns:
             return "has no session uuid column"
         return None
+
+    def misfit(self, columns: list[str]) -> str | None:
+        """Columns not asked for (another survey's export, or another query's)."""
+        if self.asked is None:
+            return None
+        other = [c for c in columns if c not in self.asked]
+        return f"has column(s) {', '.join(other[:6])} not asked for" if other else None
 
     # --- sync ------------------------------------------------------------------------
 
@@ -185,7 +191,7 @@ class SurveyStream(WindowedExportStream):
     def after_export(self, ready: ReadyExport) -> None:
         if self.settings.response_files_dir:
             extract_response_files(
-                ready.path, self.settings.response_files_dir, self._tap.limits, ready.job.name
+                ready.path, self.settings.response_files_dir, self.services.limits, ready.job.name
             )
 
     def query(self, plan: PlannedExport) -> dict[str, t.Any]:
@@ -213,6 +219,7 @@ class SurveyStream(WindowedExportStream):
             key=self.request_key(plan),
             label=f"{self.name} {plan.start:%Y-%m-%d %H:%M}..{plan.end:%Y-%m-%d %H:%M}",
             body=body,
+            verify=lambda path, name: self.verify(path, name, plan),
         )
 
     def request_key(self, plan: PlannedExport) -> str:

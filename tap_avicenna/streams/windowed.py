@@ -16,10 +16,10 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 from tap_avicenna.batch_files import BatchFiles
 from tap_avicenna.bookmarks import CoverageBookmarks
 from tap_avicenna.client import epoch_ms
-from tap_avicenna.errors import FileFormatError
+from tap_avicenna.errors import ExportFailed, FileFormatError
+from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
-from tap_avicenna.exports.runner import NotOurExport, ReadyExport
 from tap_avicenna.streams.base import BULK, ExportStream, schema_type
 
 if t.TYPE_CHECKING:
@@ -46,10 +46,16 @@ class ExportResult:
         self.rows = 0
 
     def records(self) -> t.Iterator[dict[str, t.Any]]:
+        """The export's records (`rows_of_file`); a file that is not the request's is rejected:
+        the runner gets the request's export again."""
+        try:
+            yield from self.rows_of_file()
+        except NotOurExport as exc:
+            self.reject(exc)
+
+    def rows_of_file(self) -> t.Iterator[dict[str, t.Any]]:
         """The export's records; a file that fails to parse is dropped from state, so
-        that the next run asks for a new export instead of reading it again. A file that
-        is not the request's (nothing of it emitted) is rejected: the runner gets the
-        request's export again."""
+        that the next run asks for a new export instead of reading it again."""
         schedule = self.stream.schedule
         try:
             for record in self.read(self.ready, self.plan):
@@ -57,9 +63,6 @@ class ExportResult:
                 yield record
                 if not self.rows % BULK:
                     schedule.apply_events()  # the records so far are written
-        except NotOurExport as exc:
-            self.reject(exc)
-            return
         except FileFormatError:
             self.bookmarks.remove_pending(self.ready.job.request.key)
             self.stream.checkpoint()
@@ -89,21 +92,23 @@ class ExportResult:
             else:
                 self.stream.after_export(self.ready)
                 return urls
-        records = self.records()
+        records = self.rows_of_file()
         if dropped:
             records = ({k: v for k, v in r.items() if k not in dropped} for r in records)
-        return files.from_records(records, number)
+        try:
+            return files.from_records(records, number)  # deletes its files if it fails
+        except NotOurExport as exc:
+            self.reject(exc)
+            return []
 
-    def close(self, write_state: bool) -> None:
-        """All records are out: mark the window emitted (and write a STATE now, unless
-        the SDK writes one after the BATCH message announcing them). A rejected file
-        closes nothing."""
+    def close(self) -> None:
+        """All records are out (written, or announced by a BATCH message): mark the
+        window emitted and write a STATE. A rejected file closes nothing."""
         if self.ready.rejected is not None:
             return
         self.bookmarks.complete(self.plan)
         self.bookmarks.remove_pending(self.ready.job.request.key)
-        if write_state:
-            self.stream.checkpoint()
+        self.stream.checkpoint()
 
 
 class WindowedExportStream(ExportStream):
@@ -174,22 +179,28 @@ class WindowedExportStream(ExportStream):
         schedule = self.schedule
         total = exports = 0
         with contextlib.closing(schedule.results(self)) as files:
-            for ready in files:
-                plan = self._plans[ready.job.request.key]
-                result = ExportResult(self, ready, plan, self._bookmarks, read, read_columns)
-                yield result
-                if ready.rejected is not None:
-                    continue
-                total += result.rows
-                exports += 1
-                self.logger.info(
-                    "%s: %s rows emitted (%s so far in %s); %s",
-                    ready.job.name,
-                    f"{result.rows:,}",
-                    f"{total:,}",
-                    self.name,
-                    schedule.position(),
-                )
+            try:
+                for ready in files:
+                    plan = self._plans[ready.job.request.key]
+                    result = ExportResult(self, ready, plan, self._bookmarks, read, read_columns)
+                    yield result
+                    if ready.rejected is not None:
+                        continue
+                    total += result.rows
+                    exports += 1
+                    self.logger.info(
+                        "%s: %s rows emitted (%s so far in %s); %s",
+                        ready.job.name,
+                        f"{result.rows:,}",
+                        f"{total:,}",
+                        self.name,
+                        schedule.position(),
+                    )
+            except ExportFailed as exc:  # an export failing on every attempt
+                if schedule.failure(self) is not exc:
+                    raise
+                self.services.stream_failed(self.name, exc)
+                return
         self.logger.info(
             "%s: sync complete, %s rows emitted from %d export(s)",
             self.name,
@@ -205,7 +216,7 @@ class WindowedExportStream(ExportStream):
         """RECORD mode: each export's records, then a STATE closing its window."""
         for result in self.exports():
             yield from result.records()
-            result.close(write_state=True)
+            result.close()
 
     def _faithful(self, config: BatchConfig) -> BatchConfig:
         """`config`, or JSON lines instead of Parquet for a stream with object fields:
@@ -229,20 +240,28 @@ class WindowedExportStream(ExportStream):
     ) -> t.Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
         """BATCH mode: one BATCH message per export, listing its files.
 
-        The window is closed in state just before that message (the SDK writes a STATE
-        after each BATCH message), so a STATE never claims rows that are not in a file
-        already announced. Deselected fields are left out of the files.
+        The window is closed in state (with a STATE) only once that message is written,
+        and a signal meanwhile waits for it (the interrupt gate), so a STATE never claims
+        rows that are not in a file already announced. Deselected fields are left out
+        of the files.
         """
         batch_config = self._faithful(batch_config)
         files = BatchFiles(self.tap_name, self.name, batch_config)
         if files.columnar:
             files.warm_up()
         dropped = self._deselected()
+        gate = self.services.interrupts
         try:
             for number, result in enumerate(self.exports(), start=1):
                 urls = result.write_files(files, number, dropped)
-                result.close(write_state=not urls)  # no file: nothing to announce
-                if urls:
-                    yield batch_config.encoding, urls
+                if not urls:  # no file: nothing to announce
+                    result.close()
+                    continue
+                gate.held = True
+                try:
+                    yield batch_config.encoding, urls  # the SDK writes the BATCH message
+                    result.close()
+                finally:
+                    gate.release()
         finally:
             files.close()
