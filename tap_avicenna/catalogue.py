@@ -69,6 +69,14 @@ def is_known(data_source_name: str) -> bool:
     return normalize_name(data_source_name) in _by_name()
 
 
+def others_fields(data_source_name: str) -> frozenset[str]:
+    """Columns the catalogue documents for data sources other than this one."""
+    own = _by_name().get(normalize_name(data_source_name))
+    return frozenset(
+        field for source in known_sources() if source.fields is not own for field in source.fields
+    )
+
+
 def known_fields(data_source_name: str) -> dict[str, str]:
     """Column -> JSON type for a data source named like the catalogue (any case)."""
     return dict(_by_name().get(normalize_name(data_source_name), {}))

@@ -7,7 +7,7 @@ import typing as t
 from collections import Counter
 
 from tap_avicenna.bookmarks import CoverageBookmarks, iso
-from tap_avicenna.catalogue import COMMON_SENSOR_FIELDS, known_fields
+from tap_avicenna.catalogue import COMMON_SENSOR_FIELDS, known_fields, others_fields
 from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport, plan_exports
@@ -40,6 +40,28 @@ def sensor_schema(source: DataSource) -> dict[str, t.Any]:
     return {"type": "object", "properties": properties, "additionalProperties": True}
 
 
+def header_misfit(
+    name: str,
+    known: t.Collection[str],
+    own: t.Collection[str],
+    others: t.Collection[str],
+    columns: list[str],
+) -> str | None:
+    """Why a file's header is not of the data source `name`, or None.
+
+    Positive evidence only: none of the data source's own documented columns (`own`), or
+    a column it does not have (`known`) that the catalogue documents for another data
+    source (`others`: battery's `level` in a GPS file). A column documented nowhere is
+    taken as one the partial catalogue does not list yet (the schema grows), not as proof.
+    """
+    if own and not any(c in own for c in columns):
+        return f"has none of the columns of {name} ({', '.join(sorted(own)[:6])})"
+    foreign = [c for c in columns if c not in known and c in others]
+    if foreign:
+        return f"has column(s) {', '.join(foreign[:6])} of another data source, not of {name}"
+    return None
+
+
 class SensorStream(WindowedExportStream):
     """Readings of one data source; incremental per participant on `record_time`."""
 
@@ -51,7 +73,10 @@ class SensorStream(WindowedExportStream):
     def __init__(self, tap: TapServices, source: DataSource) -> None:
         super().__init__(tap, name=source.stream_name, schema=sensor_schema(source))
         self.source = source
-        self.columns_known = bool(known_fields(source.name) or source.fields)
+        self.own_fields = frozenset(known_fields(source.name)) | frozenset(source.fields)
+        """The data source's own documented columns (the catalogue's and the settings')."""
+        self.others_fields = others_fields(source.name)
+        self.columns_known = bool(self.own_fields)
         """Whether the schema holds the data source's columns (from the catalogue, the
         settings, or a file read whole): then a file with other columns is not its."""
 
@@ -107,14 +132,11 @@ class SensorStream(WindowedExportStream):
         )
 
     def misfit(self, columns: list[str]) -> str | None:
-        """Columns the data source does not have (another data source's export)."""
+        """Why a header is another data source's (`header_misfit`)."""
         if not self.columns_known:
             return None
         known = self.schema["properties"]
-        unknown = [c for c in columns if c not in known]
-        if not unknown:
-            return None
-        return f"has column(s) {', '.join(unknown[:6])} that {self.name} does not have"
+        return header_misfit(self.name, known, self.own_fields, self.others_fields, columns)
 
     def row_check(self, columns: list[str], plan: PlannedExport | None) -> RowCheck:
         """A row of a participant not asked for, or outside the window (give or take

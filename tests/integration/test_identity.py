@@ -70,7 +70,7 @@ def test_given_another_data_sources_export_listed_before_ours_when_synced_then_n
     kinds = [(e["data_source"], e["status"]) for e in sim.exports(STUDY_ID)]
     assert len(kinds) == 1 + 1 + 2, kinds  # participation, the battery export, ours twice
     rejected = [line for line in run.stderr.splitlines() if "is not the export requested" in line]
-    assert len(rejected) == 1 and "that sensor_gps does not have" in rejected[0], rejected
+    assert len(rejected) == 1 and "has none of the columns of sensor_gps" in rejected[0], rejected
     assert "creating it again" in rejected[0]
     if mode == "batch":  # no file of the battery export is left, nor announced
         announced = {
