@@ -23,11 +23,11 @@ import pytest
 import yaml
 
 from tests.unit.dbt_session import DbtSession
+from tests.unit.mart_truth import as_date
 from tests.unit.test_dbt_package import (
     DUCKDB_VENV,
     PROJECT,
     ROOT,
-    as_date,
     expected_compliance,
     expected_yield,
 )
@@ -110,8 +110,10 @@ def write_user_project(
 ) -> None:
     """A user's dbt project in `folder`: the package, the vars, the integration seeds
     (with their column types) in `source_schema`, those of `aliases` loaded under
-    another name, and one model over two marts."""
+    another name, and one model over two marts. The integration project's
+    avicenna_gaps_max_empty_days comes along: the seeds are days months apart."""
     integration = yaml.safe_load((PROJECT / "dbt_project.yml").read_text())
+    gaps = {key: integration["vars"][key] for key in ("avicenna_gaps_max_empty_days",)}
     seed_types = integration["seeds"]["avicenna_integration_tests"]
     for seed, alias in aliases.items():
         seed_types[seed]["+alias"] = alias
@@ -123,7 +125,7 @@ def write_user_project(
         "version": "1.0.0",
         "config-version": 2,
         "profile": "study",
-        "vars": vars_,
+        "vars": {**gaps, **vars_},
         "seeds": {"study": {"+schema": source_schema, **seed_types}},
     }
     (folder / "dbt_project.yml").write_text(yaml.safe_dump(project, sort_keys=False))
@@ -314,22 +316,21 @@ def test_given_loaded_days_with_holes_when_tested_then_the_gap_test_names_them(
     start days after the participations, or skip days inside them. The seeds' tables
     without their first local day (03-01; the accelerometer's next day is 03-04) and
     with the GPS day 03-02 loaded again 5 days later: the gap test warns about those two
-    (the complete seeds pass it: see the first test), and fails the build with
+    (the study's complete tables pass it), and fails the build with
     avicenna_gaps_severity: error."""
     folder = local_project[0]
-    assert "PASS avicenna_loaded_days_have_no_gaps" in local_project[1]
     # UTC instants of local midnights in America/New_York; participants 1-3 until 03-05
-    # are the study the generator's docstring describes
+    # are the study the generator's docstring describes: complete, their own schema
     first_day_ends, study_ends = "2025-03-02 05:00:00", "2025-03-05 05:00:00"
     study = "participant_id in (1, 2, 3)"
     tables = ("participants", "sensor_gps", "sensor_accelerometer", "sensor_battery")
     user_projects.session.sql(
-        "create schema if not exists gapped;"
+        "create schema if not exists complete; create schema if not exists gapped;"
         + "".join(
-            f" create or replace table gapped.{table} as select * from tap_avicenna.{table}"
+            f" create or replace table complete.{table} as select * from tap_avicenna.{table}"
             f" where {study}"
             + ("" if table == "participants" else f" and record_time < timestamp '{study_ends}'")
-            + ";"
+            + f"; create or replace table gapped.{table} as select * from complete.{table};"
             for table in tables
         )
         + "".join(
@@ -342,10 +343,19 @@ def test_given_loaded_days_with_holes_when_tested_then_the_gap_test_names_them(
         write=True,
     )
 
-    def dbt(*args: str, vars_: str = "{avicenna_schema: gapped}") -> tuple[bool, str]:
-        return user_projects.scratch(folder, vars_, *args)
+    def dbt(*args: str, vars_: str = "avicenna_schema: gapped") -> tuple[bool, str]:
+        # the package's default avicenna_gaps_max_empty_days, not the project's
+        return user_projects.scratch(folder, f"{{{vars_}, avicenna_gaps_max_empty_days: 2}}", *args)
 
-    ok, output = dbt("run", "--full-refresh", "--select", "+avicenna_loaded_days_have_no_gaps")
+    selector = ("--select", "+avicenna_loaded_days_have_no_gaps")
+    ok, output = dbt("run", "--full-refresh", *selector, vars_="avicenna_schema: complete")
+    assert ok, output[-3000:]
+    ok, output = dbt(
+        "test", "--select", "avicenna_loaded_days_have_no_gaps", vars_="avicenna_schema: complete"
+    )
+    assert ok and "PASS avicenna_loaded_days_have_no_gaps" in output, output[-3000:]
+
+    ok, output = dbt("run", "--full-refresh", *selector)
     assert ok, output[-3000:]
     ok, output = dbt("test", "--store-failures", "--select", "avicenna_loaded_days_have_no_gaps")
     assert ok and "WARN 2 avicenna_loaded_days_have_no_gaps" in output, output[-3000:]
@@ -363,6 +373,6 @@ def test_given_loaded_days_with_holes_when_tested_then_the_gap_test_names_them(
         "test",
         "--select",
         "avicenna_loaded_days_have_no_gaps",
-        vars_="{avicenna_schema: gapped, avicenna_gaps_severity: error}",
+        vars_="avicenna_schema: gapped, avicenna_gaps_severity: error",
     )
     assert not ok and "FAIL 2 avicenna_loaded_days_have_no_gaps" in output, output[-3000:]
