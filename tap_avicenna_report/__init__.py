@@ -3,3 +3,10 @@
 Kept apart from the tap (`tap_avicenna` never imports it): `tap-avicenna-report`, from the
 `report` extra (plotly, duckdb, psycopg).
 """
+
+import importlib.util
+
+if importlib.util.find_spec("plotly") is None:
+    raise SystemExit(
+        "tap-avicenna-report needs the `report` extra: pip install 'tap-avicenna[report]'"
+    )

@@ -133,6 +133,21 @@ def test_given_wheel_installed_outside_checkout_then_about_reports_installed_ver
     assert "gps" in markdown.stdout  # the known data sources: datasources.json is installed
 
 
+def test_given_wheel_installed_without_the_report_extra_when_report_runs_then_one_line_says_so(
+    installed: Path,
+) -> None:
+    done = run(
+        [installed / "tap-avicenna-report", "--help"],
+        env=outside_env(path_first=installed),
+        what="report without its extra",
+        cwd=installed.parent.parent,
+    )
+    assert done.returncode == 1, done.tail()
+    assert done.stderr.strip().splitlines() == [
+        "tap-avicenna-report needs the `report` extra: pip install 'tap-avicenna[report]'"
+    ], done.tail()
+
+
 def test_given_wheel_installed_outside_checkout_when_syncing_its_simulator_then_exact_rows(
     installed: Path,
 ) -> None:
