@@ -22,6 +22,7 @@ from singer_sdk.mapper import SameRecordTransform
 from tap_avicenna.errors import AvicennaError, ColumnsRefused, FileFormatError
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.runner import NotOurExport, ReadyExport
+from tap_avicenna.load_time import add_property
 from tap_avicenna.parsing import (
     UNTYPED,
     RawTable,
@@ -179,6 +180,7 @@ class ExportStream(Stream):
     """Id field -> the text field its cells go to when they are labels, not ids."""
 
     def __init__(self, tap: TapAvicenna, *, name: str, schema: dict[str, t.Any]) -> None:
+        add_property(schema)  # `_extracted_at`, set on every record (load_time)
         super().__init__(tap, schema=schema, name=name)
         self.logger.addFilter(_ExpectedErrors())
 

@@ -14,6 +14,7 @@ from tap_avicenna.errors import ColumnsRefused
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import Period
 from tap_avicenna.exports.runner import NotOurExport, ReadyExport
+from tap_avicenna.load_time import extracted_at, stamped
 from tap_avicenna.parsing import UNTYPED
 from tap_avicenna.streams.base import ExportStream, json_type
 
@@ -119,7 +120,7 @@ class ParticipantsStream(ExportStream):
             for values in self.typed_rows(read, ready.job.name):
                 if values[pid_at] is not None:
                     rows.append(read.record(values))
-        return rows
+        return list(stamped(rows, extracted_at(ready.path)))
 
     def foreign(self, columns: list[str]) -> str | None:
         """A file with a record time column (sensor readings, survey sessions) is not a
