@@ -17,6 +17,7 @@ from psycopg import sql
 from tap_avicenna.simulator import default_config
 from tests.conftest import STUDY_ID, make_simulator
 from tests.e2e.conftest import Done, Postgres, isolated_names, meltano
+from tests.e2e.test_dbt_postgres import SETTINGS as DBT_SETTINGS
 from tests.e2e.test_dbt_postgres import SOURCES, DbtPipeline
 from tests.unit.test_dbt_package import Rows, assert_same_tables
 
@@ -25,21 +26,12 @@ pytestmark = pytest.mark.e2e
 FAST_STATE_ID = "dev:tap-avicenna--fast-to-target-postgres--fast"
 SENSORS = [f"sensor_{source['name']}" for source in SOURCES]
 NIGHTS = ("2025-01-04T00:00:00Z", "2025-01-05T00:00:00Z")  # the second one day later
+# test_dbt_postgres's study (sources, survey, export sizes) from 01-01, lookback 1 day
 SETTINGS: dict[str, t.Any] = {
+    **DBT_SETTINGS,
     "start_date": "2025-01-01T00:00:00Z",
     "participant_ids": [101, 102],
-    "data_sources": SOURCES,
-    "surveys": [
-        {
-            "activity_id": 5678,
-            "name": "daily",
-            "columns": ["participant_id", "prompt_time", "status_id", "Q2"],
-        }
-    ],
-    "participants_per_export": 2,
-    "export_window_days": 7,
     "lookback_days": 1,
-    "poll_interval_seconds": 0.1,
 }
 UPLOAD_DELAY_SECONDS = 6 * 3600  # readings reach the server up to 6 h late
 
