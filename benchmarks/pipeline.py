@@ -279,6 +279,12 @@ def _environment(
         MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
         MELTANO_CLI_DISABLE_VERSION_CHECK="true",
     )
+    # An inherited extractor's own `config:` (the fast path's batch_config) wins over
+    # the parent's TAP_AVICENNA_* variables: set the settings under its prefix too.
+    own = variant.plugins[0].upper().replace("-", "_") + "_"
+    for name, value in list(env.items()):
+        if name.startswith("TAP_AVICENNA_") and not name.startswith("TAP_AVICENNA__"):
+            env[own + name[len("TAP_AVICENNA_") :]] = value
     return env
 
 
