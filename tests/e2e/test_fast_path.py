@@ -39,6 +39,18 @@ UPLOAD_DELAY_SECONDS = 6 * 3600  # readings reach the server up to 6 h late
 class FastPipeline(DbtPipeline):
     """The same, through the fast path's plugins of meltano.yml."""
 
+    def env(self, settings: t.Mapping[str, t.Any]) -> dict[str, str]:
+        """The settings also under the inherited extractor's own prefix: its `config:`
+        in meltano.yml (`batch_config`) wins over the parent's TAP_AVICENNA_* variables."""
+        env = super().env(settings)
+        parent = "TAP_AVICENNA_"
+        own = {
+            f"TAP_AVICENNA__FAST_{name[len(parent) :]}": value
+            for name, value in env.items()
+            if name.startswith(parent) and not name.startswith(parent + "_")
+        }
+        return {**env, **own}
+
     def run_with_dbt(self, settings: t.Mapping[str, t.Any]) -> Done:
         return self.meltano(
             [
@@ -112,6 +124,7 @@ def runs(pg: Postgres, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[R
                     done.append(upsert.run_with_dbt({**SETTINGS, "end_date": end}))
                     done.append(fast.run_with_dbt({**fast_settings, "end_date": end}))
                     nights.append(snapshot(pg, paths))
+                assert any(batches.iterdir()), "no file in the fast path's batch_config root"
                 last = {**fast_settings, "end_date": NIGHTS[-1]}
                 fast.meltano(
                     ["invoke", "dbt-postgres", "run-operation", "avicenna_compact_raw"], last
