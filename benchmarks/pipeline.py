@@ -1,11 +1,14 @@
 """Whole pipeline: `meltano run tap-avicenna target-postgres` into PostgreSQL on the export of
 the sensor scenario (1,008,000 accelerometer rows), RECORD and Parquet BATCH, with the
 loader settings meltano.yml ships and with target-postgres's own defaults for them (what
-meltano.yml shipped before it declared them), beside the tap alone."""
+meltano.yml shipped before it declared them), beside the tap alone; then the fast path
+(`tap-avicenna--fast target-postgres--fast`: Parquet BATCH appended to tables without
+key) and PostgreSQL's own COPY of the same rows, the limit."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
@@ -14,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +37,7 @@ from benchmarks.sensor import (
     tap_config,
     warm_export,
 )
-from benchmarks.simulation import WarmSimulator, expected_sensor_rows, sensor_config
+from benchmarks.simulation import JAN1, JAN8, WarmSimulator, expected_sensor_rows, sensor_config
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = Path(sys.executable).parent / "meltano"
@@ -54,6 +58,8 @@ SHIPPED_FILE_ROWS = 50_000
 
 RECORD_GOAL = 2.0
 BATCH_GOAL = 1.5
+FAST_OVER_RECORD_GOAL = 4.0  # the fast path against the shipped RECORD path
+FAST_OVER_COPY_GOAL = 0.5  # the fast path against PostgreSQL's COPY of the same rows
 FULL_REPEATS = 2
 QUICK_REPEATS = 1
 
@@ -66,6 +72,7 @@ class Variant:
     label: str
     file_rows: int | None  # None: RECORD messages; else Parquet BATCH files of this size
     loader: t.Mapping[str, str] = field(default_factory=dict)  # overrides of meltano.yml
+    plugins: tuple[str, str] = ("tap-avicenna", "target-postgres")  # of meltano.yml
 
     @property
     def batch(self) -> bool:
@@ -79,6 +86,12 @@ BEFORE_BATCH = Variant(
 )
 SHIPPED_BATCH = Variant("batch_shipped", "Parquet BATCH, shipped meltano.yml", SHIPPED_FILE_ROWS)
 PAIRS = ((BEFORE_RECORD, SHIPPED_RECORD, RECORD_GOAL), (BEFORE_BATCH, SHIPPED_BATCH, BATCH_GOAL))
+FAST = Variant(
+    "batch_fast",
+    "Parquet BATCH, fast path (append)",
+    SHIPPED_FILE_ROWS,
+    plugins=("tap-avicenna--fast", "target-postgres--fast"),
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,20 @@ class PipelineResults:
     tap_record: SyncMeasure | None = None
     tap_batch: SyncMeasure | None = None
     runs: dict[str, list[PipelineRun]] = field(default_factory=dict)
+    copy_rates: list[float] = field(default_factory=list)  # PostgreSQL's COPY, rows/s
+    nights: dict[str, SecondNight] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SecondNight:
+    """The same study loaded a day later (state kept, lookback 1 day)."""
+
+    run: TapRun
+    sent: int  # rows the tap emitted
+    served: int  # rows the simulator serves for the re-exported days
+    table_rows: int  # after the second night
+    distinct_row_ids: int
+    written: int  # rows the table gained (an appending load keeps the copies)
 
 
 # --- PostgreSQL ----------------------------------------------------------------------
@@ -144,6 +171,33 @@ class Postgres:
             row = conn.execute(query).fetchone()
         assert row is not None
         return int(row[0]), int(row[1])
+
+    def copy_rate(self, schema: str, scratch: Path) -> float:
+        """Rows/s of PostgreSQL's own COPY of the stream's table (its rows written out
+        first, then COPYed into a table like it without constraints): the limit."""
+        table, copy = sql.Identifier(schema, STREAM), sql.Identifier(schema, "copy_limit")
+        with self.connect() as conn:
+            with (
+                scratch.open("wb") as out,
+                conn.cursor() as cur,
+                cur.copy(sql.SQL("copy {} to stdout").format(table)) as source,
+            ):
+                for block in source:
+                    out.write(block)
+            conn.execute(sql.SQL("create table {} (like {})").format(copy, table))
+            start = time.perf_counter()
+            with (
+                scratch.open("rb") as data,
+                conn.cursor() as cur,
+                cur.copy(sql.SQL("copy {} from stdin").format(copy)) as sink,
+            ):
+                while chunk := data.read(1 << 20):
+                    sink.write(chunk)
+            wall = time.perf_counter() - start
+            row = conn.execute(sql.SQL("select count(*) from {}").format(copy)).fetchone()
+        scratch.unlink()
+        assert row is not None
+        return int(row[0]) / wall
 
     def drop_schema(self, schema: str) -> None:
         with self.connect() as conn:
@@ -225,6 +279,12 @@ def _environment(
         MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
         MELTANO_CLI_DISABLE_VERSION_CHECK="true",
     )
+    # An inherited extractor's own `config:` (the fast path's batch_config) wins over
+    # the parent's TAP_AVICENNA_* variables: set the settings under its prefix too.
+    own = variant.plugins[0].upper().replace("-", "_") + "_"
+    for name, value in list(env.items()):
+        if name.startswith("TAP_AVICENNA_") and not name.startswith("TAP_AVICENNA__"):
+            env[own + name[len("TAP_AVICENNA_") :]] = value
     return env
 
 
@@ -243,9 +303,11 @@ def meltano_run(
     variant: Variant,
     rows: int,
     number: int,
+    copy_rates: list[float] | None = None,
 ) -> PipelineRun:
-    """`meltano run --full-refresh --no-state-update tap-avicenna target-postgres` into a
-    schema of its own; checks the rows the tap emitted and those in the table."""
+    """`meltano run --full-refresh --no-state-update <extractor> <loader>` into a schema
+    of its own; checks the rows the tap emitted and those in the table; with
+    `copy_rates`, also measures PostgreSQL's COPY of the loaded rows into it."""
     name = f"pipeline_{variant.key}_{number}"
     files = workdir / f"{name}-files"
     extra = {"batch_config": _batch_config(files, variant.file_rows)} if variant.file_rows else {}
@@ -255,13 +317,15 @@ def meltano_run(
     cpu_before = pg.cpu_seconds()
     try:
         run = run_child(
-            [*command, "tap-avicenna", "target-postgres"],
+            [*command, *variant.plugins],
             env=_environment(settings, variant, pg, name),
         )
         cpu_after = pg.cpu_seconds()
         require_success(run, name)
         require_rows(run, name, rows, prefix=STREAM)
         table_rows, distinct = pg.counts(name)
+        if copy_rates is not None:
+            copy_rates.append(pg.copy_rate(name, workdir / f"{name}.copy"))
     finally:
         pg.drop_schema(name)
         shutil.rmtree(files, ignore_errors=True)
@@ -272,6 +336,42 @@ def meltano_run(
         )
     server_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return PipelineRun(run, rows, table_rows, distinct, server_cpu)
+
+
+NIGHT_2 = JAN8 + dt.timedelta(days=1)
+
+
+def second_night(sim: WarmSimulator, workdir: Path, pg: Postgres, variant: Variant) -> SecondNight:
+    """Two `meltano run`s with state, to JAN8 then to JAN8 + 1 day, `lookback_days: 1`:
+    the second re-exports the last day of the first and the new one."""
+    name = f"night_{variant.key}"
+    files = workdir / f"{name}-files"
+    extra = {"batch_config": _batch_config(files, variant.file_rows)} if variant.file_rows else {}
+    state_id = f"dev:{variant.plugins[0]}-to-{variant.plugins[1]}:{name}"
+    command = [str(MELTANO), "--cwd", str(ROOT)]
+    pg.drop_schema(name)
+    try:
+        runs = []
+        for end in (JAN8, NIGHT_2):
+            settings = tap_config(sim.url, lookback_days=1, end_date=end.isoformat(), **extra)
+            env = _environment(settings, variant, pg, name)
+            run = run_child([*command, "run", "--state-id-suffix", name, *variant.plugins], env=env)
+            require_success(run, name)
+            runs.append((run, *pg.counts(name)))
+        (_, first_rows, _), (run, table_rows, distinct) = runs
+    finally:
+        pg.drop_schema(name)
+        shutil.rmtree(files, ignore_errors=True)
+        clear = [*command, "state", "clear", "--force", state_id]
+        run_child(clear, env=_environment({}, variant, pg, name))
+    served = expected_sensor_rows(
+        sim, SOURCE_ID, [PARTICIPANT], JAN8 - dt.timedelta(days=1), NIGHT_2
+    )
+    sent = sum(n for s, n in run.rows_by_stream().items() if s.startswith(STREAM))
+    all_rows = expected_sensor_rows(sim, SOURCE_ID, [PARTICIPANT], JAN1, NIGHT_2)
+    if distinct != all_rows:
+        raise RunFailed(f"{name}: {distinct:,} distinct _row_id after night 2, served {all_rows:,}")
+    return SecondNight(run, sent, served, table_rows, distinct, table_rows - first_rows)
 
 
 def run_pipeline(workdir: Path, sizes: SensorSizes, repeats: int, results: PipelineResults) -> None:
@@ -304,8 +404,15 @@ def run_pipeline(workdir: Path, sizes: SensorSizes, repeats: int, results: Pipel
                     order = (before, shipped) if number % 2 == 0 else (shipped, before)
                     for variant in order:
                         print(f"    {variant.label} ({number + 1}/{repeats})", file=sys.stderr)
-                        done = meltano_run(sim, workdir, pg, variant, rows, number)
+                        copies = results.copy_rates if variant is SHIPPED_RECORD else None
+                        done = meltano_run(sim, workdir, pg, variant, rows, number, copies)
                         results.runs.setdefault(variant.key, []).append(done)
+                print(f"    {FAST.label} ({number + 1}/{repeats})", file=sys.stderr)
+                done = meltano_run(sim, workdir, pg, FAST, rows, number)
+                results.runs.setdefault(FAST.key, []).append(done)
+            for variant in (SHIPPED_RECORD, SHIPPED_BATCH, FAST):
+                print(f"    {variant.label}: two nights", file=sys.stderr)
+                results.nights[variant.key] = second_night(sim, workdir, pg, variant)
         path.unlink()
 
 
@@ -415,6 +522,7 @@ def pipeline_section(results: PipelineResults) -> Section:
         if tap is not None:
             share = _median_rate(results.runs[shipped.key]) / tap.records_per_second
             section.add(f"{kind}: shipped pipeline / tap alone", share, "x", digits=2)
+    _add_fast(section, results)
     section.notes.append(
         "before = the loader settings meltano.yml now sets (validate_records, "
         "batch_size_rows, add_record_metadata, activate_version) at target-postgres "
@@ -423,3 +531,54 @@ def pipeline_section(results: PipelineResults) -> Section:
         "server, when it runs on this host)"
     )
     return section
+
+
+def _add_fast(section: Section, results: PipelineResults) -> None:
+    """The fast path, and every path against PostgreSQL's COPY of the same rows."""
+    fast = results.runs.get(FAST.key)
+    if fast:
+        _add_variant(section, FAST, fast)
+    copy = statistics.median(results.copy_rates) if results.copy_rates else None
+    if copy is not None:
+        section.add(
+            "PostgreSQL COPY of the same rows (the limit): rows/s", copy, "rows/s", key="copy"
+        )
+    record = results.runs.get(SHIPPED_RECORD.key)
+    if fast and record:
+        ratio = _median_rate(fast) / _median_rate(record)
+        section.add(
+            "fast path / shipped RECORD (median rows/s)",
+            ratio,
+            "x",
+            goal=f">= {FAST_OVER_RECORD_GOAL} x",
+            met=ratio >= FAST_OVER_RECORD_GOAL,
+            key="fast_over_record",
+            digits=2,
+        )
+    for variant in (SHIPPED_RECORD, SHIPPED_BATCH, FAST):
+        night = results.nights.get(variant.key)
+        if night is not None:
+            section.add(
+                f"{variant.label}, second night (lookback 1 day): rows sent / served, "
+                "rows the table gained, rows / distinct _row_id after, wall",
+                f"{night.sent:,} / {night.served:,}, {night.written:,}, "
+                f"{night.table_rows:,} / {night.distinct_row_ids:,}, "
+                f"{night.run.wall_seconds:.1f} s",
+                key=f"{variant.key}_second_night",
+            )
+    if copy is None:
+        return
+    for variant in (SHIPPED_RECORD, SHIPPED_BATCH, FAST):
+        runs = results.runs.get(variant.key)
+        if runs:
+            ratio = _median_rate(runs) / copy
+            goal = variant is FAST
+            section.add(
+                f"{variant.label} / COPY",
+                ratio,
+                "x",
+                goal=f">= {FAST_OVER_COPY_GOAL} x" if goal else "",
+                met=ratio >= FAST_OVER_COPY_GOAL if goal else None,
+                key=f"{variant.key}_over_copy",
+                digits=2,
+            )

@@ -24,6 +24,7 @@ from singer_sdk.batch import Batcher, lazy_chunked_generator
 from singer_sdk.helpers._batch import BatchConfig
 from upath import UPath
 
+from tap_avicenna.load_time import EXTRACTED_AT
 from tap_avicenna.parsing.values import UNTYPED
 from tap_avicenna.rowids import ENCODER, ROW_ID
 
@@ -50,6 +51,7 @@ class BatchFiles:
         self.sync_id = f"{tap_name}--{stream_name}-{uuid.uuid4()}"
         self._batcher = Batcher(tap_name=tap_name, stream_name=stream_name, batch_config=config)
         self._hasher: RowIdHasher | None = None
+        self.extracted_at: str | None = None  # `_extracted_at` of the export's rows
 
     def close(self) -> None:
         """Stop the row-id helper process, if one was started."""
@@ -234,9 +236,12 @@ class _FileSink:
 
         arrays = [columns.arrays[i].slice(start, take) for i in keep] + [ids.slice(start, take)]
         names = [columns.names[i] for i in keep] + [ROW_ID]
+        if self.files.extracted_at is not None:
+            arrays.append(pa.repeat(pa.scalar(self.files.extracted_at, pa.string()), take))
+            names.append(EXTRACTED_AT)
         batch = pa.record_batch(arrays, names=names)
         if self._parquet is None:
-            self._parquet_names = names[:-1]
+            self._parquet_names = [columns.names[i] for i in keep]
             name = self._next_name()
             handle = self._open.enter_context(self.files.config.storage.open(name, "wb"))
             self._parquet = pq.ParquetWriter(
@@ -264,7 +269,9 @@ class _FileSink:
         from tap_avicenna.columnar import json_lines
 
         part = {columns.names[i]: texts[columns.names[i]].slice(start, take) for i in keep}
-        self._lines.append(json_lines(part, ids.slice(start, take)))
+        stamp = self.files.extracted_at
+        tail = "" if stamp is None else f',"{EXTRACTED_AT}":"{stamp}"'
+        self._lines.append(json_lines(part, ids.slice(start, take), tail))
 
     def _next_name(self) -> str:
         name = self.files._name(self.export_no, len(self.names) + 1)

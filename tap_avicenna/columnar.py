@@ -410,10 +410,10 @@ def canonical_json(texts: t.Mapping[str, pa.Array]) -> pa.Array:
     return pc.binary_join_element_wise("{", members, "}", "")
 
 
-def json_lines(texts: t.Mapping[str, pa.Array], ids: pa.Array) -> bytes:
+def json_lines(texts: t.Mapping[str, pa.Array], ids: pa.Array, tail: str = "") -> bytes:
     """One JSON object per row and line, keys in file order with nulls written as null
-    (`UNTYPED` only where it is not null), then `_row_id`: what the row-by-row writer
-    writes."""
+    (`UNTYPED` only where it is not null), then `_row_id`, then the members of `tail`
+    (`,"key":value...`, the same in every row): what the row-by-row writer writes."""
     if not len(ids):
         return b""
     parts: list[t.Any] = []
@@ -423,7 +423,7 @@ def json_lines(texts: t.Mapping[str, pa.Array], ids: pa.Array) -> bytes:
             parts += [key, pc.fill_null(text, "null")]
         elif text.null_count < len(text):
             parts.append(pc.fill_null(pc.binary_join_element_wise(key, text, ""), ""))
-    parts += [("{" if not parts else ",") + '"_row_id":"', ids, '"}\n']
+    parts += [("{" if not parts else ",") + '"_row_id":"', ids, '"' + tail + "}\n"]
     lines = pc.binary_join_element_wise(*parts, "").cast(pa.binary())
     _, offsets, data = lines.buffers()
     assert offsets is not None and data is not None

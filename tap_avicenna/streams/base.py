@@ -23,6 +23,7 @@ from tap_avicenna.errors import AvicennaError, ColumnsRefused, FileFormatError
 from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
+from tap_avicenna.load_time import add_property
 from tap_avicenna.parsing import (
     UNTYPED,
     RawTable,
@@ -209,6 +210,7 @@ class ExportStream(Stream):
     """Id field -> the text field its cells go to when they are labels, not ids."""
 
     def __init__(self, tap: TapServices, *, name: str, schema: dict[str, t.Any]) -> None:
+        add_property(schema)  # `_extracted_at`, set on every record (load_time)
         super().__init__(t.cast("Tap", tap), schema=schema, name=name)
         self.services = tap
         self.logger.addFilter(_ExpectedErrors())

@@ -14,6 +14,7 @@ from tap_avicenna.errors import ColumnsRefused
 from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import Period
+from tap_avicenna.load_time import extracted_at, stamped
 from tap_avicenna.parsing import UNTYPED
 from tap_avicenna.streams.base import ExportStream, TapServices, json_type
 
@@ -117,7 +118,7 @@ class ParticipantsStream(ExportStream):
             for values in self.typed_rows(read, ready.job.name):
                 if values[pid_at] is not None:
                     rows.append(read.record(values))
-        return rows
+        return list(stamped(rows, extracted_at(ready.path)))
 
     def misfit(self, columns: list[str]) -> str | None:
         """A table without the columns asked for is not the participation list."""

@@ -20,6 +20,7 @@ from tap_avicenna.errors import ExportFailed, FileFormatError
 from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
+from tap_avicenna.load_time import EXTRACTED_AT, extracted_at, stamped
 from tap_avicenna.streams.base import BULK, ExportStream, schema_type
 
 if t.TYPE_CHECKING:
@@ -58,7 +59,8 @@ class ExportResult:
         that the next run asks for a new export instead of reading it again."""
         schedule = self.stream.schedule
         try:
-            for record in self.read(self.ready, self.plan):
+            stamp = extracted_at(self.ready.path)
+            for record in stamped(self.read(self.ready, self.plan), stamp):
                 self.rows += 1
                 yield record
                 if not self.rows % BULK:
@@ -79,6 +81,8 @@ class ExportResult:
         if self.read_columns is not None and files.columnar:
             from tap_avicenna.columnar import NotColumnar
 
+            keep_stamp = EXTRACTED_AT not in dropped
+            files.extracted_at = extracted_at(self.ready.path) if keep_stamp else None
             try:
                 urls, self.rows = files.from_columns(
                     self.read_columns(self.ready, self.plan), number, dropped

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tap_avicenna.load_time import EXTRACTED_AT
 from tap_avicenna.simulator import (
     DataSourceConfig,
     Simulator,
@@ -91,10 +92,12 @@ def ok(run: TapRun) -> TapRun:
 
 
 def present(record: t.Mapping[str, t.Any]) -> str:
-    """A record as comparable text: its non-null fields but the row id (a Parquet file
-    has a column for every field: null there is a field a RECORD message leaves out)."""
+    """A record as comparable text: its non-null fields but the row id and the download
+    time (a Parquet file has a column for every field: null there is a field a RECORD
+    message leaves out)."""
     return json.dumps(
-        {k: v for k, v in record.items() if v is not None and k != "_row_id"}, sort_keys=True
+        {k: v for k, v in record.items() if v is not None and k not in ("_row_id", EXTRACTED_AT)},
+        sort_keys=True,
     )
 
 

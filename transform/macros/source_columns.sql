@@ -23,10 +23,14 @@
   {%- endif -%}
 {%- endmacro %}
 
-{#- When the loader wrote the row: target-postgres's `_sdc_batched_at` (NULL for BATCH
-    loads), null where the loader adds no such column (target-duckdb). -#}
+{#- When the row was loaded: target-postgres's `_sdc_batched_at`, else the tap's
+    `_extracted_at` (the export's download time, set in RECORD and BATCH modes alike:
+    BATCH loads leave `_sdc_batched_at` NULL, target-duckdb adds no such column); null
+    for tables loaded before the tap set `_extracted_at`. -#}
 {% macro avicenna_loaded_at(names) -%}
-  {{ avicenna_optional_column(names, '_sdc_batched_at', dbt.type_timestamp()) }}
+  coalesce(
+    {{ avicenna_optional_column(names, '_sdc_batched_at', dbt.type_timestamp()) }},
+    {{ avicenna_optional_column(names, '_extracted_at', dbt.type_timestamp()) }})
 {%- endmacro %}
 
 {#- The survey tables the tap loaded (`survey_<name>` in the source's schema, var('avicenna_schema')),
