@@ -73,15 +73,16 @@ def in_venv(bin_dir: Path, *args: str | Path, what: str) -> Done:
 def test_given_built_wheel_then_it_holds_every_tracked_file_of_the_package(
     package_build: PackageBuild,
 ) -> None:
-    """Every module and data file of tap_avicenna/ (git ls-files) is in the wheel and
-    in the sdist, so a subpackage or data file left out fails here."""
+    """Every module and data file of tap_avicenna/ and tap_avicenna_report/ (git
+    ls-files) is in the wheel and in the sdist, so a subpackage or data file left out
+    fails here."""
     with zipfile.ZipFile(package_build.wheel) as wheel:
         in_wheel = set(wheel.namelist())
 
     with tarfile.open(package_build.sdist) as sdist:
         root = sdist.getnames()[0].split("/", 1)[0]
         in_sdist = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    package = tracked_files("tap_avicenna")
+    package = tracked_files("tap_avicenna") + tracked_files("tap_avicenna_report")
     assert "tap_avicenna/datasources.json" in package and "tap_avicenna/py.typed" in package
     assert [name for name in package if name not in in_wheel] == []
     assert [name for name in package if name not in in_sdist] == []
@@ -89,8 +90,12 @@ def test_given_built_wheel_then_it_holds_every_tracked_file_of_the_package(
     assert {"LICENSE", "README.md", "pyproject.toml"} <= in_sdist
     dist_info = f"tap_avicenna-{version('tap-avicenna')}.dist-info"
     assert f"{dist_info}/licenses/LICENSE" in in_wheel
-    # only the package (tests, scripts, benchmarks and transform stay out)
-    assert {name.split("/", 1)[0] for name in in_wheel} == {"tap_avicenna", dist_info}
+    # only the packages (tests, scripts, benchmarks, orchestrate and transform stay out)
+    assert {name.split("/", 1)[0] for name in in_wheel} == {
+        "tap_avicenna",
+        "tap_avicenna_report",
+        dist_info,
+    }
 
 
 def test_given_built_artifacts_then_twine_check_passes(package_build: PackageBuild) -> None:
