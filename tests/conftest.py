@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tap_avicenna.load_time import EXTRACTED_AT
 from tap_avicenna.simulator import Simulator, SimulatorConfig, default_config
 from tests import forked_tap
 
@@ -104,6 +105,14 @@ def tap_config(sim: Simulator, **overrides: t.Any) -> dict[str, t.Any]:
     }
     config.update(overrides)
     return config
+
+
+def unstamped(records: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """The records without `_extracted_at` (the download time, which differs between
+    runs), once every record is shown to carry one as a UTC instant."""
+    for record in records:
+        assert dt.datetime.fromisoformat(record[EXTRACTED_AT]).utcoffset() == dt.timedelta(0)
+    return [{k: v for k, v in r.items() if k != EXTRACTED_AT} for r in records]
 
 
 def batch_file_rows(url: str) -> list[dict[str, t.Any]]:

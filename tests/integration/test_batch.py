@@ -3,7 +3,6 @@ RECORD sync emits, and state that only claims rows in files already announced.""
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import typing as t
 from pathlib import Path
@@ -11,7 +10,6 @@ from urllib.parse import unquote
 
 import pytest
 
-from tap_avicenna.load_time import EXTRACTED_AT
 from tap_avicenna.simulator import Simulator, default_config
 from tests.conftest import (
     batch_file_rows,
@@ -20,6 +18,7 @@ from tests.conftest import (
     make_simulator,
     multiset,
     run_tap,
+    unstamped,
 )
 from tests.integration.test_resilience import (
     STREAM,
@@ -38,14 +37,6 @@ def batch_config(root: Path, fmt: str, compression: str, size: int = 1000) -> di
         "storage": {"root": root.as_uri(), "prefix": "b-"},
         "batch_size": size,
     }
-
-
-def unstamped(records: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-    """The records without `_extracted_at` (the download time, which differs between
-    runs), once every record is shown to carry one as a UTC instant."""
-    for record in records:
-        assert dt.datetime.fromisoformat(record[EXTRACTED_AT]).utcoffset() == dt.timedelta(0)
-    return [{k: v for k, v in r.items() if k != EXTRACTED_AT} for r in records]
 
 
 def without_time(records: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
