@@ -56,11 +56,21 @@ def _run(
     )
 
 
+@dg.op(out=dg.Out(dg.Nothing))
+def system_database(
+    context: dg.OpExecutionContext, pipes: dg.PipesSubprocessClient, meltano: Meltano
+) -> dg.Output[None]:
+    """Meltano's system database migrated once, before the shards: three `meltano run`s
+    migrating a new database at once collide (`duplicate key ... alembic_version`)."""
+    return _run(context, pipes, meltano, ["upgrade", "database"])
+
+
 def shard_op(shard: Shard) -> dg.OpDefinition:
     """The op that loads one shard; `--force` on a retry only."""
 
     @dg.op(
         name=f"shard_{shard.index}",
+        ins={"database": dg.In(dg.Nothing)},
         out=dg.Out(dg.Nothing),
         retry_policy=dg.RetryPolicy(max_retries=RETRIES, delay=1),
         tags={"shard": str(shard.index), "state_id": shard.state_id()},
@@ -91,7 +101,8 @@ SHARD_OPS = [shard_op(shard) for shard in SHARDS]
     description=f"{len(SHARDS)} tap-avicenna shards into PostgreSQL at once, then dbt build.",
 )
 def avicenna_sharded_sync() -> None:
-    dbt_build(shards=[load() for load in SHARD_OPS])
+    database = system_database()
+    dbt_build(shards=[load(database=database) for load in SHARD_OPS])
 
 
 nightly = dg.ScheduleDefinition(

@@ -1,8 +1,9 @@
 """Run `avicenna_sharded_sync` in this process (multiprocess executor, a temporary
-Dagster instance) and print each step's attempts as JSON, for scripts/orchestrate.sh
-and tests/e2e/test_orchestrate.py.
+Dagster instance) and write each step's attempts as JSON to a file, for
+scripts/orchestrate.sh and tests/e2e/test_orchestrate.py (not to stdout: the ops'
+commands write there too).
 
-    orchestrate/.venv/bin/python -m orchestrate.run > steps.json
+    orchestrate/.venv/bin/python -m orchestrate.run steps.json
 """
 
 import json
@@ -39,7 +40,7 @@ def steps(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[dict[str,
     return out
 
 
-def main() -> int:
+def main(steps_json: str) -> int:
     with tempfile.TemporaryDirectory(prefix="dagster-home-") as home:
         (Path(home) / "dagster.yaml").write_text(
             (Path(__file__).with_name("dagster.yaml")).read_text(encoding="utf-8")
@@ -48,17 +49,14 @@ def main() -> int:
             result = dg.execute_job(
                 dg.reconstructable(avicenna_sharded_sync), instance=instance, raise_on_error=False
             )
-            json.dump(
-                {
-                    "success": result.success,
-                    "run_id": result.run_id,
-                    "steps": steps(instance, result.run_id),
-                },
-                sys.stdout,
-            )
-    print()
+            report = {
+                "success": result.success,
+                "run_id": result.run_id,
+                "steps": steps(instance, result.run_id),
+            }
+    Path(steps_json).write_text(json.dumps(report) + "\n", encoding="utf-8")
     return 0 if result.success else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1]))

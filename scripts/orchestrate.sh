@@ -48,6 +48,6 @@ if [ "${1:-}" = --ui ]; then
   exit
 fi
 status=0
-"$venv/bin/python" -m orchestrate.run >output/orchestrate-steps.json || status=$?
+"$venv/bin/python" -m orchestrate.run output/orchestrate-steps.json || status=$?
 .venv/bin/python -m orchestrate.report output/orchestrate-steps.json
 exit "$status"

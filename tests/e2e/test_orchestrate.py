@@ -274,15 +274,20 @@ class Orchestrated:
         }
 
 
-def run_job(sim: Simulator, pg: Postgres, schema: str, env: dict[str, str]) -> JobRun:
+def run_job(
+    sim: Simulator, pg: Postgres, schema: str, env: dict[str, str], steps_json: Path
+) -> JobRun:
     sim.reset_stats()
     with ShardKiller(sim, pg, schema) as killer:
         done = run(
-            [DAGSTER_PYTHON, "-m", "orchestrate.run"], env=env, what="orchestrate.run", timeout=600
+            [DAGSTER_PYTHON, "-m", "orchestrate.run", str(steps_json)],
+            env=env,
+            what="orchestrate.run",
+            timeout=600,
         )
     assert killer.error is None, killer.error
     assert done.returncode == 0, done.tail()
-    report = json.loads(done.stdout)
+    report = json.loads(steps_json.read_text(encoding="utf-8"))
     return JobRun(
         done,
         report["steps"],
@@ -328,7 +333,7 @@ def orchestrated(
             reference.meltano_run()
             box = Orchestrated(sim, pg, schema, reference, t.cast(JobRun, None), work)
             dbt(box.env(), ref, f"{ref}_analytics")
-            box.job = run_job(sim, pg, schema, box.env())
+            box.job = run_job(sim, pg, schema, box.env(), work / "steps.json")
             yield box
         finally:
             clear_shard_states(pg.port)
