@@ -25,6 +25,8 @@ fail() {  # what went wrong, and the log that says why (kept)
 }
 stop() {
   [ -e "$PGTEST_DIR" ] || return 0
+  # an empty folder (e.g. from mktemp -d) holds nothing to protect: it is used as given
+  if [ -d "$PGTEST_DIR" ] && [ -z "$(ls -A "$PGTEST_DIR")" ]; then rmdir "$PGTEST_DIR"; return 0; fi
   if [ ! -f "$mark" ]; then
     echo "pg-test.sh: $PGTEST_DIR was not made by pg-test.sh; left alone" >&2
     return 1
