@@ -26,6 +26,15 @@ ul.attention { max-height: 22em; overflow-y: auto; display: grid; gap: 0.2em 2em
 """
 
 
+def _utc(moment: object) -> str:
+    """A time as `YYYY-MM-DD HH:MM UTC`; one without zone is UTC (the marts' load times)."""
+    if not isinstance(moment, dt.datetime):
+        return str(moment)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _facts(study: Study, generated: dt.datetime) -> str:
     dropped = sum(participant.dropped for participant in study.participants)
     span = (
@@ -40,9 +49,12 @@ def _facts(study: Study, generated: dt.datetime) -> str:
         f" ({sum(study.has_data.values()):,} with data)",
         "sensors": ", ".join(study.sensors) or "none",
         "surveys": ", ".join(study.surveys) if study.per_survey else "pooled (all surveys)",
-        "last loaded": str(study.loaded_at or "not recorded (no _loaded_at in the marts)"),
+        # the loader's time, else the export's download time: both moments of the sync
+        "last synced": "not recorded (no _loaded_at in the marts)"
+        if study.loaded_at is None
+        else _utc(study.loaded_at),
         "marts": f"schema {study.schema}",
-        "report made": generated.strftime("%Y-%m-%d %H:%M UTC"),
+        "report made": _utc(generated),
     }
     rows = "".join(
         f"<dt>{html.escape(name)}</dt><dd data-fact={html.escape(name)!r}>{html.escape(value)}</dd>"

@@ -74,7 +74,7 @@ class Study:
     compliance: dict[str, dict[Day, Compliance]]
     mobility: dict[Day, Mobility] | None
     has_data: dict[Day, bool]
-    loaded_at: Any
+    loaded_at: Any  # the newest _loaded_at: the loader's time, else the download's (_extracted_at)
     schema: str = ""
     per_survey: bool = False
 

@@ -4,15 +4,17 @@ self-containment. The browser test (test_report_browser.py) opens a report of re
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
 
-from tap_avicenna_report import attention, cli, figures, study
+from tap_avicenna_report import attention, cli, figures, page, study
 from tap_avicenna_report.warehouse import DuckDBWarehouse
 from tests.report.marts import FIRST_DAY, write_marts
 
@@ -175,7 +177,31 @@ def test_given_marts_when_written_then_one_file_without_outside_resources(
     page = output.read_text()
     assert page.count("<script") == 1 + len(cli.charts(study.load(warehouse)))
     assert not re.findall(r"<(?:script|link|img)[^>]+(?:src|href)=", page)
-    assert "last loaded</dt><dd data-fact='last loaded'>2025-04-02 03:00:00" in page
+    assert "last synced</dt><dd data-fact='last synced'>2025-04-02 03:00 UTC</dd>" in page
+
+
+@pytest.mark.parametrize(
+    ("loaded_at", "shown"),
+    [
+        # a load time as dbt writes it (UTC, without zone): target-duckdb's rows have
+        # only the tap's _extracted_at, with microseconds
+        (dt.datetime(2026, 12, 7, 17, 7, 21, 176270), "2026-12-07 17:07 UTC"),
+        (
+            dt.datetime(2026, 12, 8, 4, 7, tzinfo=ZoneInfo("Australia/Sydney")),
+            "2026-12-07 17:07 UTC",
+        ),
+        (None, "not recorded (no _loaded_at in the marts)"),
+    ],
+)
+def test_given_the_marts_newest_load_time_when_rendered_then_last_synced_in_utc(
+    warehouse: DuckDBWarehouse, loaded_at: dt.datetime | None, shown: str
+) -> None:
+    data = dataclasses.replace(study.load(warehouse), loaded_at=loaded_at)
+    made = dt.datetime(2026, 12, 7, 18, 0, tzinfo=dt.timezone.utc)
+    html = page.render(data, [], [], quiet_days=3, min_response_rate=0.5, generated=made)
+    assert f"<dt>last synced</dt><dd data-fact='last synced'>{shown}</dd>" in html
+    assert "<dd data-fact='report made'>2026-12-07 18:00 UTC</dd>" in html
+    assert "last loaded" not in html
 
 
 def test_given_no_marts_when_reported_then_one_line_says_to_build_them(tmp_path: Path) -> None:

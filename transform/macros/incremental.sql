@@ -50,14 +50,14 @@
       {%- set first_day = run_query('select min(local_date) from (' ~ touched ~ ') as touched').columns[0].values()[0] -%}
     {%- endif %}
   (
-    select r.* from {{ relation }} as r
+    select rows_to_build.* from {{ relation }} as rows_to_build
     {%- if first_day is none %}
     where 1 = 0
     {%- else %}
-    where r.local_date >= cast('{{ first_day }}' as date)
+    where rows_to_build.local_date >= cast('{{ first_day }}' as date)
       and exists (
         select 1 from ({{ touched }}) as touched
-        where touched.participant_id = r.participant_id and touched.local_date = r.local_date
+        where touched.participant_id = rows_to_build.participant_id and touched.local_date = rows_to_build.local_date
       )
     {%- endif %}
   )

@@ -13,7 +13,7 @@ with readings as (
         local_date,
         sqrt(power(x_axis, 2) + power(y_axis, 2) + power(z_axis, 2)) as magnitude,
         _loaded_at
-    from {{ avicenna_rows_to_build(ref('stg_avicenna__accelerometer'), avicenna_new_sensor_days('sensor_accelerometer')) }} as a
+    from {{ avicenna_rows_to_build(ref('stg_avicenna__accelerometer'), avicenna_new_sensor_days('sensor_accelerometer')) }} as accelerometer
 )
 
 select

@@ -14,7 +14,7 @@ with readings as (
         100 * level / coalesce(nullif(scale, 0), 100) as level_percent,
         coalesce(plugged, 0) <> 0 as is_plugged,
         _loaded_at
-    from {{ avicenna_rows_to_build(ref('stg_avicenna__battery'), avicenna_new_sensor_days('sensor_battery')) }} as b
+    from {{ avicenna_rows_to_build(ref('stg_avicenna__battery'), avicenna_new_sensor_days('sensor_battery')) }} as battery
 )
 
 select

@@ -8,7 +8,7 @@
 with prompts as (
     {%- set prompts = ref('stg_avicenna__survey_prompts') %}
     select *
-    from {{ avicenna_rows_to_build(prompts, avicenna_new_days(prompts)) }} as p
+    from {{ avicenna_rows_to_build(prompts, avicenna_new_days(prompts)) }} as survey_prompts
     where local_date is not null
 )
 

@@ -20,7 +20,7 @@ with readings as (
     {%- set this_sensor = "sensor = '" ~ sensor ~ "'" %}
     from {{ avicenna_rows_to_build(
         ref('stg_avicenna__' ~ sensor), avicenna_new_sensor_days('sensor_' ~ sensor, this_sensor)
-    ) }} as r
+    ) }} as sensor_readings
     {%- if not loop.last %}
     union all
     {%- endif %}

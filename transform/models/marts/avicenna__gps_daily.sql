@@ -15,12 +15,12 @@
     participant's home (avicenna__gps_home): an incremental build recomputes the days
     with new fixes, and every day of a participant whose home moved. -#}
 {%- set home_moved_days -%}
-    select d.participant_id, d.local_date
-    from {{ this }} as d
-    inner join {{ ref('avicenna__gps_home') }} as h on h.participant_id = d.participant_id
-    where d.valid_fixes > 0
-      and (d.home_latitude is null or d.home_latitude <> h.home_latitude
-           or d.home_longitude <> h.home_longitude)
+    select built_day.participant_id, built_day.local_date
+    from {{ this }} as built_day
+    inner join {{ ref('avicenna__gps_home') }} as home on home.participant_id = built_day.participant_id
+    where built_day.valid_fixes > 0
+      and (built_day.home_latitude is null or built_day.home_latitude <> home.home_latitude
+           or built_day.home_longitude <> home.home_longitude)
 {%- endset -%}
 {%- set max_gap_seconds = var('avicenna_gps_max_gap_minutes', 15) * 60 -%}
 {%- set static_meters_per_second = var('avicenna_gps_static_speed_kmh', 1) / 3.6 -%}
@@ -30,7 +30,7 @@ with fixes as (
     select *
     from {{ avicenna_rows_to_build(
         ref('stg_avicenna__gps'), avicenna_new_sensor_days('sensor_gps'), home_moved_days
-    ) }} as g
+    ) }} as gps
 ),
 
 days as (

@@ -57,17 +57,17 @@ provisional_days as (
 )
 
 select
-    d.participant_id,
-    d.local_date,
-    {{ dbt.datediff('d.start_local_date', 'd.local_date', 'day') }} + 1 as participation_day,
-    cast({{ avicenna_day_hours('d.local_date') }} as double precision) as day_hours,
-    d.is_dropped,
-    coalesce(c.prompts_delivered, 0) as prompts_delivered,
-    coalesce(c.prompts_answered, 0) as prompts_answered,
-    coalesce(c.prompts_unanswered, 0) as prompts_unanswered,
-    c.response_rate,
-    c.median_seconds_to_start,
-    c.median_seconds_to_submit,
+    days.participant_id,
+    days.local_date,
+    {{ dbt.datediff('days.start_local_date', 'days.local_date', 'day') }} + 1 as participation_day,
+    cast({{ avicenna_day_hours('days.local_date') }} as double precision) as day_hours,
+    days.is_dropped,
+    coalesce(compliance.prompts_delivered, 0) as prompts_delivered,
+    coalesce(compliance.prompts_answered, 0) as prompts_answered,
+    coalesce(compliance.prompts_unanswered, 0) as prompts_unanswered,
+    compliance.response_rate,
+    compliance.median_seconds_to_start,
+    compliance.median_seconds_to_submit,
     pending.participant_id is not null as is_provisional,
     {%- for sensor in sensors %}
     coalesce({{ sensor }}_yield.minutes_with_data, 0) as {{ sensor }}_minutes_with_data,
@@ -75,39 +75,39 @@ select
     coalesce({{ sensor }}_yield.valid_hours, 0) as {{ sensor }}_valid_hours,
     {%- endfor %}
     {%- if 'gps' in sensors %}
-    g.distance_meters,
-    g.radius_of_gyration_meters,
-    g.location_variance,
-    g.log_location_variance,
-    g.max_distance_from_home_meters,
-    g.minutes_at_home,
-    g.places,
+    gps.distance_meters,
+    gps.radius_of_gyration_meters,
+    gps.location_variance,
+    gps.log_location_variance,
+    gps.max_distance_from_home_meters,
+    gps.minutes_at_home,
+    gps.places,
     {%- endif %}
     {%- if 'accelerometer' in sensors %}
-    a.magnitude_mean as accelerometer_magnitude_mean,
-    a.magnitude_sd as accelerometer_magnitude_sd,
+    accelerometer.magnitude_mean as accelerometer_magnitude_mean,
+    accelerometer.magnitude_sd as accelerometer_magnitude_sd,
     {%- endif %}
     {%- if 'battery' in sensors %}
-    b.level_percent_mean as battery_level_percent_mean,
+    battery.level_percent_mean as battery_level_percent_mean,
     {%- endif %}
-    (c.participant_id is not null
+    (compliance.participant_id is not null
      {%- for sensor in sensors %} or {{ sensor }}_yield.participant_id is not null{% endfor %}) as has_data
-from days as d
-left join {{ ref('avicenna__compliance_daily') }} as c
-    on c.participant_id = d.participant_id and c.local_date = d.local_date
+from days
+left join {{ ref('avicenna__compliance_daily') }} as compliance
+    on compliance.participant_id = days.participant_id and compliance.local_date = days.local_date
 left join provisional_days as pending
-    on pending.participant_id = d.participant_id and pending.local_date = d.local_date
+    on pending.participant_id = days.participant_id and pending.local_date = days.local_date
 {%- for sensor in sensors %}
 left join {{ ref('avicenna__data_yield_daily') }} as {{ sensor }}_yield
-    on {{ sensor }}_yield.participant_id = d.participant_id and {{ sensor }}_yield.local_date = d.local_date
+    on {{ sensor }}_yield.participant_id = days.participant_id and {{ sensor }}_yield.local_date = days.local_date
     and {{ sensor }}_yield.sensor = '{{ sensor }}'
 {%- endfor %}
 {%- if 'gps' in sensors %}
-left join {{ ref('avicenna__gps_daily') }} as g on g.participant_id = d.participant_id and g.local_date = d.local_date
+left join {{ ref('avicenna__gps_daily') }} as gps on gps.participant_id = days.participant_id and gps.local_date = days.local_date
 {%- endif %}
 {%- if 'accelerometer' in sensors %}
-left join {{ ref('avicenna__accelerometer_daily') }} as a on a.participant_id = d.participant_id and a.local_date = d.local_date
+left join {{ ref('avicenna__accelerometer_daily') }} as accelerometer on accelerometer.participant_id = days.participant_id and accelerometer.local_date = days.local_date
 {%- endif %}
 {%- if 'battery' in sensors %}
-left join {{ ref('avicenna__battery_daily') }} as b on b.participant_id = d.participant_id and b.local_date = d.local_date
+left join {{ ref('avicenna__battery_daily') }} as battery on battery.participant_id = days.participant_id and battery.local_date = days.local_date
 {%- endif %}
