@@ -36,12 +36,12 @@ from tap_avicenna.exports.handover import (
     Lane,
     LaneFailed,
     ReadyExport,
-    mb,
 )
 from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport
 from tap_avicenna.exports.matcher import Claims, identify, resumable
 from tap_avicenna.exports.policy import MAX_ATTEMPTS, RetryPolicy
 from tap_avicenna.exports.repository import Enough, ExportRepository
+from tap_avicenna.exports.stats import RunnerStats, log_tick
 from tap_avicenna.exports.status import ExportStatus
 from tap_avicenna.exports.timing import PollTiming
 from tap_avicenna.parsing import Limits
@@ -61,22 +61,6 @@ __all__ = [  # the hand-over types are re-exported: the engine's interface
 
 
 _ADVICE = "try a smaller export_window_days or participants_per_export"
-
-
-@dataclass
-class RunnerStats:
-    created: int = 0
-    resumed: int = 0
-    polls: int = 0  # status poll ticks
-    pages: int = 0  # list page requests of those ticks
-    max_pending: int = 0
-    retried: int = 0
-    rejected: int = 0
-    busy: int = 0
-    handed: int = 0  # files handed over
-    held: int = 0  # downloads that waited for the disk budget
-    peak_waiting_files: int = 0  # handed over and not consumed, at once
-    peak_waiting_bytes: int = 0
 
 
 @dataclass
@@ -282,7 +266,18 @@ class ExportRunner:
                 self._orphan(job)
                 self._guard(job, self._retry, job)
                 changed = True
-        self._log_tick(polled_for, pages, ready_jobs)
+        still = [job for job in self._pending if id(job) not in ready_jobs]
+        log_tick(
+            self.stats,
+            pages=pages,
+            polled_for=polled_for,
+            ready=len(ready_jobs),
+            still=len(still),
+            oldest=max((self._age(job) for job in still), default=0.0),
+            timeout=self.timeout,
+            budget=self._budget,
+            held=len(self._held),
+        )
         for job, listed in sorted(ready, key=lambda pair: self._order(pair[0].lane)):
             if self._stopped:
                 return
@@ -375,34 +370,6 @@ class ExportRunner:
         if lane in self._lanes:
             self.drop(lane)
             self._emit(LaneFailed(lane, error))
-
-    def _log_tick(self, polled_for: int, pages: int, ready: set[int]) -> None:
-        """One line per poll tick: the exports pending and ready, the oldest pending
-        one's age, and the files waiting on disk (and held back by the budget)."""
-        still = [job for job in self._pending if id(job) not in ready]
-        oldest = max((self._age(job) for job in still), default=0.0)
-        budget = (
-            ""
-            if math.isinf(self.max_waiting_bytes)
-            else f" of the {mb(self.max_waiting_bytes)} budget"
-        )
-        held = f"; {len(self._held)} ready export(s) held back by the budget" if self._held else ""
-        LOGGER.info(
-            "Status poll #%d: %d list request%s for %d pending export(s): %d ready, %d still "
-            "pending (oldest %.0fs, timeout %.0fs); %d file(s) waiting on disk (%s%s)%s",
-            self.stats.polls,
-            pages,
-            "" if pages == 1 else "s",
-            polled_for,
-            len(ready),
-            len(still),
-            oldest,
-            self.timeout,
-            self._budget.files,
-            mb(self._budget.bytes),
-            budget,
-            held,
-        )
 
     # --- steps -----------------------------------------------------------------------
 
