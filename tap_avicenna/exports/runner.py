@@ -17,7 +17,6 @@ background while the main thread emits records.
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import math
 import time
@@ -38,9 +37,10 @@ from tap_avicenna.exports.handover import (
     ReadyExport,
 )
 from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport
+from tap_avicenna.exports.listing import ExportList
 from tap_avicenna.exports.matcher import Claims, identify, resumable
 from tap_avicenna.exports.policy import MAX_ATTEMPTS, RetryPolicy
-from tap_avicenna.exports.repository import Enough, ExportRepository
+from tap_avicenna.exports.repository import ExportRepository
 from tap_avicenna.exports.stats import RunnerStats, log_tick
 from tap_avicenna.exports.status import ExportStatus
 from tap_avicenna.exports.timing import PollTiming
@@ -70,10 +70,6 @@ class _LaneWork:
     resume: dict[str, int]  # ids from state not adopted or dismissed yet
 
 
-def _newest_first(ids: list[int]) -> bool:
-    return len(ids) > 1 and ids[0] > ids[-1] and all(a >= b for a, b in itertools.pairwise(ids))
-
-
 class ExportRunner:
     """Runs the lanes' export requests to completion with bounded concurrency.
 
@@ -98,6 +94,7 @@ class ExportRunner:
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
         self.repo = repo
+        self._list = ExportList(repo)
         self.max_concurrent = max_concurrent
         self.poll_interval = poll_interval
         self.timeout = timeout
@@ -113,12 +110,10 @@ class ExportRunner:
         self._turn: int | None = None
         self._pending: list[ExportJob] = []  # created, not downloaded
         self._held: list[ExportJob] = []  # ready, waiting for the budget
-        self._listing: list[ListedExport] | None = None
         self._relist = False  # a poll is due now (the first one, or ids from state to check)
         self._timing = PollTiming(poll_interval)
         self._started = False  # exports started since the last poll
         self._stopped = False
-        self._known: set[int] = set()  # every export id listed so far
         self._claims = Claims()
         self._with_id: set[int] = set()  # lanes whose last create answered an id
         self._warned: set[str] = set()
@@ -135,7 +130,7 @@ class ExportRunner:
         self._lanes[lane.key] = _LaneWork(
             lane, collections.deque((request, 1) for request in lane.requests), dict(lane.resume)
         )
-        if self._listing is None or lane.resume:
+        if self._list.snapshot is None or lane.resume:
             self._relist = True
 
     def turn(self, lane: int) -> None:
@@ -222,7 +217,7 @@ class ExportRunner:
     def _fill(self) -> None:
         """Create exports into the free slots, in priority order."""
         while len(self._pending) < self.max_concurrent and not self._stopped:
-            if self._listing is None or self._relist:
+            if self._list.snapshot is None or self._relist:
                 return  # ids from state, and exports listed before a create, come first
             if self._clock() < self._busy_until:
                 return
@@ -252,9 +247,12 @@ class ExportRunner:
     def _poll_tick(self) -> None:
         """One status poll for every pending export, then the ready ones downloaded."""
         polled_for = len(self._pending)
-        listing, pages = self._poll()
+        self.stats.polls += 1
+        wanted = {job.export_id for job in self._pending if job.export_id is not None}
+        listing = self._list.poll(wanted | self._resume_ids())
+        self.stats.pages += listing.pages
         self._relist = False
-        ready, changed = self._update(listing)
+        ready, changed = self._update(listing.exports)
         changed = changed or self._started or not polled_for  # a poll for nothing: no backoff
         self._started = False
         ready_jobs = {id(job) for job, _ in ready}
@@ -269,7 +267,7 @@ class ExportRunner:
         still = [job for job in self._pending if id(job) not in ready_jobs]
         log_tick(
             self.stats,
-            pages=pages,
+            pages=listing.pages,
             polled_for=polled_for,
             ready=len(ready_jobs),
             still=len(still),
@@ -389,36 +387,14 @@ class ExportRunner:
         """The age of the oldest pending export, if any."""
         return max((self._age(job) for job in self._pending), default=None)
 
-    def _enough(self) -> Enough:
-        """When a poll may stop reading pages (the repository reads the newest exports
-        first): once every export it looks for (pending with its id known, or an id from
-        state still to check) is found and an export listed before is reached (all that
-        follows is older, and was listed before; a new export is newer), in newest-first
-        order (any other order is read to its end)."""
-        wanted = {job.export_id for job in self._pending if job.export_id is not None} | {
-            export_id for work in self._lanes.values() for export_id in work.resume.values()
-        }
-        known = frozenset(self._known)
-
-        def enough(exports: list[ListedExport]) -> bool:
-            ids = [e.export_id for e in exports]
-            reached = not known or not known.isdisjoint(ids)
-            return wanted.issubset(ids) and reached and _newest_first(ids)
-
-        return enough
-
-    def _poll(self) -> tuple[list[ListedExport], int]:
-        self.stats.polls += 1
-        listing = self.repo.list(self._enough())
-        self.stats.pages += listing.pages
-        self._known.update(e.export_id for e in listing.exports)
-        self._listing = listing.exports
-        return listing.exports, listing.pages
+    def _resume_ids(self) -> set[int]:
+        """The ids from state still to adopt or dismiss."""
+        return {export_id for work in self._lanes.values() for export_id in work.resume.values()}
 
     def _start(self, request: ExportRequest, attempt: int, work: _LaneWork) -> ExportJob:
         export_id = work.resume.pop(request.key, None)
         lane = work.lane.key
-        listing = self._listing or []
+        listing = self._list.snapshot or []
         if export_id is not None:
             listed, why = resumable(request, export_id, listing, self._claims)
             if listed is not None:
@@ -440,7 +416,7 @@ class ExportRunner:
                 why,
             )
         known = frozenset(
-            self._known | {j.export_id for j in self._pending if j.export_id is not None}
+            self._list.known | {j.export_id for j in self._pending if j.export_id is not None}
         )
         created = self.repo.create(request)
         self.stats.created += 1
