@@ -27,6 +27,7 @@ from pathlib import Path
 from tap_avicenna.client import DownloadGone, DownloadRefused, ServerBusy
 from tap_avicenna.errors import AvicennaError, ExportFailed
 from tap_avicenna.exports.budget import DiskBudget
+from tap_avicenna.exports.busy import BusyGate
 from tap_avicenna.exports.download import download_export, empty_export
 from tap_avicenna.exports.handover import (
     Event,
@@ -95,7 +96,6 @@ class ExportRunner:
     ) -> None:
         self.repo = repo
         self._list = ExportList(repo)
-        self.max_concurrent = max_concurrent
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.limits = limits
@@ -104,6 +104,7 @@ class ExportRunner:
         self.directory = directory
         self.max_attempts = max_attempts
         self.policy = RetryPolicy(poll_interval, timeout, attempts=max_attempts)
+        self._busy = BusyGate(self.policy, max_concurrent)
         self._emit = emit
         self._clock = clock
         self._lanes: dict[int, _LaneWork] = {}
@@ -117,9 +118,6 @@ class ExportRunner:
         self._claims = Claims()
         self._with_id: set[int] = set()  # lanes whose last create answered an id
         self._warned: set[str] = set()
-        self._busy_until = 0.0
-        self._busy_since: float | None = None
-        self._busy_count = 0
         self.stats = RunnerStats()
 
     # --- commands (from the thread that drives the runner) --------------------------
@@ -210,16 +208,16 @@ class ExportRunner:
         waits = []
         if self._pending:
             waits.append(self._timing.next_poll - now)
-        if self._busy_until > now and any(work.queue for work in self._lanes.values()):
-            waits.append(self._busy_until - now)
+        if self._busy.until > now and any(work.queue for work in self._lanes.values()):
+            waits.append(self._busy.until - now)
         return max(0.0, min(waits)) if waits else None
 
     def _fill(self) -> None:
         """Create exports into the free slots, in priority order."""
-        while len(self._pending) < self.max_concurrent and not self._stopped:
+        while len(self._pending) < self._busy.max_concurrent and not self._stopped:
             if self._list.snapshot is None or self._relist:
                 return  # ids from state, and exports listed before a create, come first
-            if self._clock() < self._busy_until:
+            if self._clock() < self._busy.until:
                 return
             work = self._next_lane(proving=self._proving())
             if work is None:
@@ -229,7 +227,8 @@ class ExportRunner:
                 job = self._start(request, attempt, work)
             except ServerBusy as exc:
                 work.queue.appendleft((request, attempt))
-                self._busy(exc, len(self._pending))
+                self.stats.busy += 1
+                self._busy.refused(exc, len(self._pending), self._clock())
                 return
             except AvicennaError as exc:
                 self._fail(work.lane.key, exc)
@@ -424,7 +423,7 @@ class ExportRunner:
             self._with_id.discard(lane)
         else:
             self._with_id.add(lane)
-        self._busy_since, self._busy_count = None, 0
+        self._busy.created()
         job = ExportJob(
             request,
             attempt,
@@ -544,32 +543,6 @@ class ExportRunner:
             f"is not the export requested ({reason})",
             "is another process creating exports in this study? see README, Troubleshooting",
         )
-
-    def _busy(self, exc: ServerBusy, pending: int) -> None:
-        """A create refused for too many running exports: wait (backing off), and keep
-        no more pending than now for the rest of the run. Only when nothing of ours is
-        pending and the refusals last past export_timeout_seconds does the run stop."""
-        now = self._clock()
-        self.stats.busy += 1
-        self._busy_count += 1
-        if self._busy_since is None:
-            self._busy_since = now
-        if pending and pending < self.max_concurrent:
-            self.max_concurrent = pending
-            LOGGER.warning(
-                "Avicenna refused a new export (%s): keeping at most %d export(s) pending "
-                "for the rest of this run",
-                exc,
-                pending,
-            )
-        elif self.policy.busy_gives_up(pending, now - self._busy_since):
-            raise ExportFailed(
-                f"Avicenna refused every new export for {now - self._busy_since:.0f}s "
-                f"({exc}); giving up: other exports of the study keep it busy, run again later"
-            )
-        delay = self.policy.busy_delay(self._busy_count, exc.retry_after)
-        self._busy_until = now + delay
-        LOGGER.info("Avicenna is busy (%s); next create in %.1fs", exc, delay)
 
     def _age(self, job: ExportJob) -> float:
         return self._clock() - job.created_at

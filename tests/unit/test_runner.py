@@ -512,7 +512,7 @@ def test_given_busy_server_when_creating_then_waits_and_keeps_fewer_pending(
     runner = make_runner(repo, sleeps)
     done = list(runner.run(requests(6)))
     assert len(done) == 6 and runner.stats.created == 6
-    assert runner.max_concurrent == 2 and runner.stats.busy >= 1
+    assert runner._busy.max_concurrent == 2 and runner.stats.busy >= 1
     assert "keeping at most 2 export(s) pending for the rest of this run" in caplog.text
 
 
