@@ -28,6 +28,7 @@ from tap_avicenna.client import DownloadGone, DownloadRefused, ServerBusy
 from tap_avicenna.errors import AvicennaError, ExportFailed
 from tap_avicenna.exports.budget import DiskBudget
 from tap_avicenna.exports.busy import BusyGate
+from tap_avicenna.exports.creation import Creator
 from tap_avicenna.exports.download import download_export, empty_export
 from tap_avicenna.exports.handover import (
     Event,
@@ -39,7 +40,6 @@ from tap_avicenna.exports.handover import (
 )
 from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport
 from tap_avicenna.exports.listing import ExportList
-from tap_avicenna.exports.matcher import Claims, identify, resumable
 from tap_avicenna.exports.policy import MAX_ATTEMPTS, RetryPolicy
 from tap_avicenna.exports.repository import ExportRepository
 from tap_avicenna.exports.stats import RunnerStats, log_tick
@@ -104,7 +104,9 @@ class ExportRunner:
         self.directory = directory
         self.max_attempts = max_attempts
         self.policy = RetryPolicy(poll_interval, timeout, attempts=max_attempts)
+        self.stats = RunnerStats()
         self._busy = BusyGate(self.policy, max_concurrent)
+        self._creator = Creator(repo, self._list, self.policy, self.stats, clock)
         self._emit = emit
         self._clock = clock
         self._lanes: dict[int, _LaneWork] = {}
@@ -115,10 +117,7 @@ class ExportRunner:
         self._timing = PollTiming(poll_interval)
         self._started = False  # exports started since the last poll
         self._stopped = False
-        self._claims = Claims()
-        self._with_id: set[int] = set()  # lanes whose last create answered an id
         self._warned: set[str] = set()
-        self.stats = RunnerStats()
 
     # --- commands (from the thread that drives the runner) --------------------------
 
@@ -149,7 +148,7 @@ class ExportRunner:
         self._lanes.pop(lane, None)
         for job in self._pending:
             if job.lane == lane:
-                self._orphan(job)
+                self._creator.orphan(job)
         self._pending = [job for job in self._pending if job.lane != lane]
         self._held = [job for job in self._held if job.lane != lane]
 
@@ -177,27 +176,15 @@ class ExportRunner:
     def _may_download(self, job: ExportJob) -> bool:
         return self._budget.may_download(job.lane, self._turn, job.guessed)
 
-    def _next_lane(self, proving: bool) -> _LaneWork | None:
-        """The lane to create an export for: the turn's, else by priority; a lane whose
-        turn has not come only while the files waiting are under the budget. While an
-        export created without id is not found or not proven (`proving`), only lanes
-        whose creates answer with an id: a create without one would make two exports
-        that only creation order tells apart."""
+    def _next_lane(self, creatable: t.Callable[[int], bool]) -> _LaneWork | None:
+        """The lane to create an export for, among the `creatable`: the turn's, else by
+        priority; a lane whose turn has not come only while the files waiting are under
+        the budget."""
         for key in sorted(self._lanes, key=self._order):
             work = self._lanes[key]
-            if proving and key not in self._with_id:
-                continue
-            if work.queue and (key == self._turn or self._budget.under()):
+            if creatable(key) and work.queue and (key == self._turn or self._budget.under()):
                 return work
         return None
-
-    def _proving(self) -> bool:
-        """Whether an export created without id is still to be found, or was taken by
-        creation order and its file is still to be proven (it is downloaded as soon as
-        it is ready, whatever the budget: it holds no one for long)."""
-        return any(
-            (job.export_id is None and job.ref is None) or job.guessed for job in self._pending
-        )
 
     def _wait(self) -> float | None:
         if self._stopped:
@@ -219,12 +206,18 @@ class ExportRunner:
                 return  # ids from state, and exports listed before a create, come first
             if self._clock() < self._busy.until:
                 return
-            work = self._next_lane(proving=self._proving())
+            work = self._next_lane(self._creator.creatable(self._pending))
             if work is None:
                 return
             request, attempt = work.queue.popleft()
             try:
-                job = self._start(request, attempt, work)
+                job = self._creator.start(
+                    request,
+                    attempt,
+                    lane=work.lane.key,
+                    resume_id=work.resume.pop(request.key, None),
+                    pending=self._pending,
+                )
             except ServerBusy as exc:
                 work.queue.appendleft((request, attempt))
                 self.stats.busy += 1
@@ -233,9 +226,9 @@ class ExportRunner:
             except AvicennaError as exc:
                 self._fail(work.lane.key, exc)
                 continue
+            if not job.resumed:
+                self._busy.created()
             self._pending.append(job)
-            if job.export_id is not None:
-                self._claims.claimed.add(job.export_id)
             self._started = True
             if len(self._pending) == 1:
                 self._timing.schedule(self._clock(), self._oldest())
@@ -260,7 +253,7 @@ class ExportRunner:
                 continue  # ready wins over a timeout in the same tick; a lane failed
             if job.failed or self.policy.timed_out(self._age(job)):
                 self._pending.remove(job)
-                self._orphan(job)
+                self._creator.orphan(job)
                 self._guard(job, self._retry, job)
                 changed = True
         still = [job for job in self._pending if id(job) not in ready_jobs]
@@ -390,64 +383,6 @@ class ExportRunner:
         """The ids from state still to adopt or dismiss."""
         return {export_id for work in self._lanes.values() for export_id in work.resume.values()}
 
-    def _start(self, request: ExportRequest, attempt: int, work: _LaneWork) -> ExportJob:
-        export_id = work.resume.pop(request.key, None)
-        lane = work.lane.key
-        listing = self._list.snapshot or []
-        if export_id is not None:
-            listed, why = resumable(request, export_id, listing, self._claims)
-            if listed is not None:
-                self.stats.resumed += 1
-                job = ExportJob(
-                    request,
-                    attempt,
-                    export_id,
-                    lane=lane,
-                    created_at=self._clock(),
-                    label=listed.label,
-                    resumed=True,
-                )
-                LOGGER.info("Resuming %s from state (status %s)", job.name, listed.label)
-                return job
-            LOGGER.info(
-                "Export #%s from state is no longer usable (%s); creating a new one",
-                export_id,
-                why,
-            )
-        known = frozenset(
-            self._list.known | {j.export_id for j in self._pending if j.export_id is not None}
-        )
-        created = self.repo.create(request)
-        self.stats.created += 1
-        if created.export_id is None and created.ref is None:
-            self._with_id.discard(lane)
-        else:
-            self._with_id.add(lane)
-        self._busy.created()
-        job = ExportJob(
-            request,
-            attempt,
-            created.export_id,
-            lane=lane,
-            created_at=self._clock(),
-            known_before=known,
-            ref=created.ref,
-        )
-        LOGGER.info(
-            "Created %s (attempt %d/%d); %d pending",
-            job.name,
-            attempt,
-            self.max_attempts,
-            len(self._pending) + 1,
-        )
-        return job
-
-    def _orphan(self, job: ExportJob) -> None:
-        """A create without id given up before its export was found (timed out, or its
-        lane dropped): its export, when it shows, is no other request's."""
-        if job.ref is None and job.export_id is None:
-            self._claims.orphans.append(job.known_before)
-
     def _update(
         self, listing: list[ListedExport]
     ) -> tuple[list[tuple[ExportJob, ListedExport]], bool]:
@@ -455,31 +390,17 @@ class ExportRunner:
         by_id = {e.export_id: e for e in listing}
         ready: list[tuple[ExportJob, ListedExport]] = []
         changed = False
-        self._claims.settle_orphans(listing)
-        taken = {job.export_id for job in self._pending if job.export_id is not None}
+        taken = self._creator.settle(listing, self._pending)
         for job in self._pending:
-            if job.export_id is None:
-                found = identify(
-                    job.request,
-                    listing,
-                    self._claims,
-                    known_before=job.known_before,
-                    ref=job.ref,
-                    taken=taken,
-                )
-                if found is None:
+            export_id = job.export_id
+            if export_id is None:
+                export_id = self._creator.find(job, listing, taken)
+                if export_id is None:
                     continue
-                job.export_id, job.guessed = found.listed.export_id, found.guessed
-                taken.add(job.export_id)
-                self._claims.claimed.add(job.export_id)
-                how = "the create answer had no id" if job.ref is None else f"id {job.ref}"
-                if job.guessed:
-                    how += "; by creation order: its file is checked before use"
-                else:
-                    self._emit(ExportCreated(job.lane, job.request.key, job.export_id))
-                LOGGER.info("Found %s in the export list (%s)", job.name, how)
+                if not job.guessed:
+                    self._emit(ExportCreated(job.lane, job.request.key, export_id))
                 changed = True
-            listed = by_id.get(job.export_id)
+            listed = by_id.get(export_id)
             if listed is None:
                 continue  # briefly missing from the list: the timeout decides
             if listed.label != job.label:
@@ -533,10 +454,7 @@ class ExportRunner:
     def _reject(self, job: ExportJob, reason: str) -> None:
         """The file is not the request's: the export is released (never looked at
         again) and created again."""
-        assert job.export_id is not None
-        self._claims.rejected.add(job.export_id)
-        if job.guessed:  # its own export is still to show
-            self._claims.orphans.append(job.known_before)
+        self._creator.release(job)
         self.stats.rejected += 1
         self._retry(
             job,
