@@ -16,17 +16,14 @@ background while the main thread emits records.
 
 from __future__ import annotations
 
-import collections
 import logging
 import math
 import time
 import typing as t
-from dataclasses import dataclass
 from pathlib import Path
 
 from tap_avicenna.client import DownloadGone, DownloadRefused, ServerBusy
 from tap_avicenna.errors import AvicennaError, ExportFailed
-from tap_avicenna.exports.budget import DiskBudget
 from tap_avicenna.exports.busy import BusyGate
 from tap_avicenna.exports.creation import Creator
 from tap_avicenna.exports.download import download_export, empty_export
@@ -38,7 +35,8 @@ from tap_avicenna.exports.handover import (
     LaneFailed,
     ReadyExport,
 )
-from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport
+from tap_avicenna.exports.job import ExportJob, ListedExport
+from tap_avicenna.exports.lanes import Lanes
 from tap_avicenna.exports.listing import ExportList
 from tap_avicenna.exports.policy import MAX_ATTEMPTS, RetryPolicy
 from tap_avicenna.exports.repository import ExportRepository
@@ -62,13 +60,6 @@ __all__ = [  # the hand-over types are re-exported: the engine's interface
 
 
 _ADVICE = "try a smaller export_window_days or participants_per_export"
-
-
-@dataclass
-class _LaneWork:
-    lane: Lane
-    queue: collections.deque[tuple[ExportRequest, int]]  # (request, attempt) to create
-    resume: dict[str, int]  # ids from state not adopted or dismissed yet
 
 
 class ExportRunner:
@@ -100,7 +91,6 @@ class ExportRunner:
         self.timeout = timeout
         self.limits = limits
         self.max_waiting_bytes = max_waiting_bytes
-        self._budget = DiskBudget(max_waiting_bytes)
         self.directory = directory
         self.max_attempts = max_attempts
         self.policy = RetryPolicy(poll_interval, timeout, attempts=max_attempts)
@@ -109,10 +99,8 @@ class ExportRunner:
         self._creator = Creator(repo, self._list, self.policy, self.stats, clock)
         self._emit = emit
         self._clock = clock
-        self._lanes: dict[int, _LaneWork] = {}
-        self._turn: int | None = None
+        self._lanes = Lanes(max_waiting_bytes)
         self._pending: list[ExportJob] = []  # created, not downloaded
-        self._held: list[ExportJob] = []  # ready, waiting for the budget
         self._relist = False  # a poll is due now (the first one, or ids from state to check)
         self._timing = PollTiming(poll_interval)
         self._started = False  # exports started since the last poll
@@ -124,33 +112,30 @@ class ExportRunner:
     def add_lane(self, lane: Lane) -> None:
         """Run the lane's requests; ids from state are adopted while the list still
         shows them, they have not failed and nothing the list shows disagrees."""
-        self._lanes[lane.key] = _LaneWork(
-            lane, collections.deque((request, 1) for request in lane.requests), dict(lane.resume)
-        )
+        self._lanes.add(lane)
         if self._list.snapshot is None or lane.resume:
             self._relist = True
 
     def turn(self, lane: int) -> None:
         """The consumer now takes this lane's files: it comes first, budget or not."""
-        self._turn = lane
+        self._lanes.turn = lane
 
     def consumed(self, ready: ReadyExport) -> None:
         """The consumer is done with a file handed over (and has deleted it). A rejected
         file's export is created again."""
         job = ready.job
-        self._budget.consumed(job.lane, ready.size)
+        self._lanes.budget.consumed(job.lane, ready.size)
         if ready.rejected is not None and job.lane in self._lanes:
             self._guard(job, self._reject, job, ready.rejected)
 
     def drop(self, lane: int) -> None:
         """Forget the lane's work (its consumer stopped taking files); its exports are
         left at Avicenna as they are."""
-        self._lanes.pop(lane, None)
+        self._lanes.drop(lane)
         for job in self._pending:
             if job.lane == lane:
                 self._creator.orphan(job)
         self._pending = [job for job in self._pending if job.lane != lane]
-        self._held = [job for job in self._held if job.lane != lane]
 
     def stop(self) -> None:
         """Do nothing more: the run is over (may be called from another thread)."""
@@ -166,26 +151,6 @@ class ExportRunner:
         self._fill()
         return self._wait()
 
-    # --- scheduling --------------------------------------------------------------------
-
-    def _order(self, lane: int) -> tuple[bool, int, int]:
-        work = self._lanes.get(lane)
-        priority = work.lane.priority if work is not None else 0
-        return (lane != self._turn, priority, lane)
-
-    def _may_download(self, job: ExportJob) -> bool:
-        return self._budget.may_download(job.lane, self._turn, job.guessed)
-
-    def _next_lane(self, creatable: t.Callable[[int], bool]) -> _LaneWork | None:
-        """The lane to create an export for, among the `creatable`: the turn's, else by
-        priority; a lane whose turn has not come only while the files waiting are under
-        the budget."""
-        for key in sorted(self._lanes, key=self._order):
-            work = self._lanes[key]
-            if creatable(key) and work.queue and (key == self._turn or self._budget.under()):
-                return work
-        return None
-
     def _wait(self) -> float | None:
         if self._stopped:
             return None
@@ -195,7 +160,7 @@ class ExportRunner:
         waits = []
         if self._pending:
             waits.append(self._timing.next_poll - now)
-        if self._busy.until > now and any(work.queue for work in self._lanes.values()):
+        if self._busy.until > now and self._lanes.queued():
             waits.append(self._busy.until - now)
         return max(0.0, min(waits)) if waits else None
 
@@ -206,7 +171,7 @@ class ExportRunner:
                 return  # ids from state, and exports listed before a create, come first
             if self._clock() < self._busy.until:
                 return
-            work = self._next_lane(self._creator.creatable(self._pending))
+            work = self._lanes.next_to_create(self._creator.creatable(self._pending))
             if work is None:
                 return
             request, attempt = work.queue.popleft()
@@ -241,7 +206,7 @@ class ExportRunner:
         polled_for = len(self._pending)
         self.stats.polls += 1
         wanted = {job.export_id for job in self._pending if job.export_id is not None}
-        listing = self._list.poll(wanted | self._resume_ids())
+        listing = self._list.poll(wanted | self._lanes.resume_ids())
         self.stats.pages += listing.pages
         self._relist = False
         ready, changed = self._update(listing.exports)
@@ -265,21 +230,21 @@ class ExportRunner:
             still=len(still),
             oldest=max((self._age(job) for job in still), default=0.0),
             timeout=self.timeout,
-            budget=self._budget,
-            held=len(self._held),
+            budget=self._lanes.budget,
+            held=len(self._lanes.held),
         )
-        for job, listed in sorted(ready, key=lambda pair: self._order(pair[0].lane)):
+        for job, listed in sorted(ready, key=lambda pair: self._lanes.order(pair[0].lane)):
             if self._stopped:
                 return
             self._timing.durations.append(job.pending_age)
             if job not in self._pending:
                 continue  # its lane failed meanwhile
             self._pending.remove(job)
-            if self._may_download(job):
+            if self._lanes.may_download(job):
                 self._deliver(job, listed)
                 self._fill()  # keep Avicenna busy while the consumer reads the file
             else:
-                self._held.append(job)
+                self._lanes.hold(job)
                 self.stats.held += 1
         self._timing.settle(changed)
         self._timing.schedule(self._clock(), self._oldest())
@@ -288,11 +253,9 @@ class ExportRunner:
         """The held files the budget (or a new turn) now allows are listed again at once
         and downloaded with the fresh link of that list (the one they were held with may
         have expired meanwhile)."""
-        for job in sorted(self._held, key=lambda held: self._order(held.lane)):
-            if self._may_download(job):
-                self._held.remove(job)
-                self._pending.append(job)
-                self._relist = True
+        for job in self._lanes.release():
+            self._pending.append(job)
+            self._relist = True
 
     def _deliver(self, job: ExportJob, listed: ListedExport) -> None:
         """Download a ready export's file and hand it over. A link the download host
@@ -329,10 +292,11 @@ class ExportRunner:
         if job.guessed and not self._proven(job, path):
             return
         size = path.stat().st_size
-        self._budget.handed(job.lane, size)
+        budget = self._lanes.budget
+        budget.handed(job.lane, size)
         self.stats.handed += 1
-        self.stats.peak_waiting_files = self._budget.peak_files
-        self.stats.peak_waiting_bytes = self._budget.peak_bytes
+        self.stats.peak_waiting_files = budget.peak_files
+        self.stats.peak_waiting_bytes = budget.peak_bytes
         self._emit(ExportReady(job.lane, ReadyExport(job, path, size)))
 
     def _proven(self, job: ExportJob, path: Path) -> bool:
@@ -378,10 +342,6 @@ class ExportRunner:
     def _oldest(self) -> float | None:
         """The age of the oldest pending export, if any."""
         return max((self._age(job) for job in self._pending), default=None)
-
-    def _resume_ids(self) -> set[int]:
-        """The ids from state still to adopt or dismiss."""
-        return {export_id for work in self._lanes.values() for export_id in work.resume.values()}
 
     def _update(
         self, listing: list[ListedExport]
@@ -482,6 +442,4 @@ class ExportRunner:
             )
         self.stats.retried += 1
         LOGGER.warning("%s %s; creating it again", job.name, reason)
-        work = self._lanes.get(job.lane)
-        if work is not None:
-            work.queue.appendleft((job.request, job.attempt + 1))
+        self._lanes.requeue(job)

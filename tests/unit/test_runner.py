@@ -588,7 +588,7 @@ def test_given_files_waiting_over_the_budget_when_later_lanes_ready_then_held_un
     assert created_keys(repo) == ["1-0", "2-0"]
     events = advance(runner)  # both ready: the turn's file comes, the later one is held
     assert [r.job.request.key for r in handed(events)] == ["1-0"]
-    assert runner.stats.held == 1 and runner._held
+    assert runner.stats.held == 1 and runner._lanes.held
     for _ in range(3):  # nothing more is created for the later lane over the budget
         assert not handed(advance(runner))
     assert created_keys(repo) == ["1-0", "2-0"]
