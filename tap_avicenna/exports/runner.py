@@ -26,7 +26,7 @@ from tap_avicenna.client import DownloadGone, DownloadRefused, ServerBusy
 from tap_avicenna.errors import AvicennaError, ExportFailed
 from tap_avicenna.exports.busy import BusyGate
 from tap_avicenna.exports.creation import Creator
-from tap_avicenna.exports.download import download_export, empty_export
+from tap_avicenna.exports.files import ExportFiles
 from tap_avicenna.exports.handover import (
     Event,
     ExportCreated,
@@ -89,14 +89,15 @@ class ExportRunner:
         self._list = ExportList(repo)
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.limits = limits
         self.max_waiting_bytes = max_waiting_bytes
-        self.directory = directory
         self.max_attempts = max_attempts
         self.policy = RetryPolicy(poll_interval, timeout, attempts=max_attempts)
         self.stats = RunnerStats()
         self._busy = BusyGate(self.policy, max_concurrent)
         self._creator = Creator(repo, self._list, self.policy, self.stats, clock)
+        self._files = ExportFiles(
+            repo, self.policy, limits=limits, directory=directory, clock=clock
+        )
         self._emit = emit
         self._clock = clock
         self._lanes = Lanes(max_waiting_bytes)
@@ -105,7 +106,6 @@ class ExportRunner:
         self._timing = PollTiming(poll_interval)
         self._started = False  # exports started since the last poll
         self._stopped = False
-        self._warned: set[str] = set()
 
     # --- commands (from the thread that drives the runner) --------------------------
 
@@ -262,7 +262,7 @@ class ExportRunner:
         refused puts the job back among the pending ones (the next poll lists a fresh
         link); a file gone or refused too often creates the export again."""
         try:
-            path = self._fetch(job, listed)
+            path = self._files.fetch(job, listed)
         except DownloadGone as exc:
             LOGGER.warning("%s: %s; creating the export again", job.name, exc)
             self._guard(job, self._retry, job, "file expired")
@@ -367,49 +367,13 @@ class ExportRunner:
                 changed = True
                 LOGGER.info("%s: status %s after %.1fs", job.name, listed.label, self._age(job))
                 job.label = listed.label
-            if self._ready(job, listed):
+            if self._files.ready(job, listed):
                 ready.append((job, listed))
                 continue
             job.pending_age = self._age(job)
             if listed.status is ExportStatus.FAILED:
                 job.failed = True
         return ready, changed
-
-    def _ready(self, job: ExportJob, listed: ListedExport) -> bool:
-        """Success with a file; an unknown label with a file (WARNING once per label);
-        Success without a file past the grace (an export without data)."""
-        if listed.status is ExportStatus.SUCCESS and not listed.content:
-            now = self._clock()
-            if job.empty_since is None:
-                job.empty_since = now
-            job.empty_polls += 1
-            return self.policy.without_file(job.empty_polls, now - job.empty_since)
-        job.empty_since, job.empty_polls = None, 0
-        if listed.content and listed.status is ExportStatus.UNKNOWN:
-            self._warn_once(
-                f"label:{listed.label}",
-                f"Export status {listed.label!r} is not a known label, but the list shows "
-                "the export's file: such exports are taken as ready",
-            )
-            return True
-        return listed.status is ExportStatus.SUCCESS
-
-    def _fetch(self, job: ExportJob, listed: ListedExport) -> Path:
-        if listed.content:
-            return download_export(
-                self.repo, job, listed, limits=self.limits, directory=self.directory
-            )
-        assert job.empty_since is not None
-        message = (
-            f"{job.name} is {listed.label} without a file for "
-            f"{self._clock() - job.empty_since:.1f}s: taken as an export without data "
-            "(no rows in its window)"
-        )
-        if "empty" in self._warned:
-            LOGGER.info("%s", message)
-        else:
-            self._warn_once("empty", message)
-        return empty_export(job, directory=self.directory)
 
     def _reject(self, job: ExportJob, reason: str) -> None:
         """The file is not the request's: the export is released (never looked at
@@ -424,11 +388,6 @@ class ExportRunner:
 
     def _age(self, job: ExportJob) -> float:
         return self._clock() - job.created_at
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            LOGGER.warning("%s", message)
 
     def _retry(self, job: ExportJob, reason: str | None = None, advice: str = _ADVICE) -> None:
         if reason is None:
