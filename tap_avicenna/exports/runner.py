@@ -85,12 +85,7 @@ class ExportRunner:
         max_attempts: int = MAX_ATTEMPTS,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
-        self.repo = repo
         self._list = ExportList(repo)
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.max_waiting_bytes = max_waiting_bytes
-        self.max_attempts = max_attempts
         self.policy = RetryPolicy(poll_interval, timeout, attempts=max_attempts)
         self.stats = RunnerStats()
         self._busy = BusyGate(self.policy, max_concurrent)
@@ -229,7 +224,7 @@ class ExportRunner:
             ready=len(ready_jobs),
             still=len(still),
             oldest=max((self._age(job) for job in still), default=0.0),
-            timeout=self.timeout,
+            timeout=self.policy.timeout,
             budget=self._lanes.budget,
             held=len(self._lanes.held),
         )
@@ -327,18 +322,6 @@ class ExportRunner:
 
     # --- steps -----------------------------------------------------------------------
 
-    @property
-    def _durations(self) -> list[float]:
-        return self._timing.durations
-
-    @_durations.setter
-    def _durations(self, durations: list[float]) -> None:
-        self._timing.durations = durations
-
-    def _next_sleep(self, tick: float) -> float:
-        """How long to wait before the next poll (`PollTiming.sleep`)."""
-        return self._timing.sleep(tick, self._oldest())
-
     def _oldest(self) -> float | None:
         """The age of the oldest pending export, if any."""
         return max((self._age(job) for job in self._pending), default=None)
@@ -396,7 +379,7 @@ class ExportRunner:
             )
         if not self.policy.create_again(job.attempt):
             raise ExportFailed(
-                f"{job.name} {reason} on attempt {job.attempt} of {self.max_attempts}; "
+                f"{job.name} {reason} on attempt {job.attempt} of {self.policy.attempts}; "
                 f"giving up ({advice})"
             )
         self.stats.retried += 1

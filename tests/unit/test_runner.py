@@ -324,18 +324,20 @@ def test_given_ready_export_when_consumer_moves_on_then_file_is_deleted() -> Non
 
 def test_given_exports_reach_the_quickest_age_when_sleeping_then_base_tick_not_backoff() -> None:
     runner = make_runner(FakeRepository(), [], poll_interval=1.0)
-    runner._durations = [5.0]  # the quickest export was still pending at 5 s
+    runner._timing.durations = [5.0]  # the quickest export was still pending at 5 s
     now = runner._clock()
     young = ExportJob(requests(1)[0], created_at=now - 2.0)
     old = ExportJob(requests(1)[0], created_at=now - 6.0)
     runner._pending = [young]
-    assert runner._next_sleep(3.0) == pytest.approx(3.0, abs=0.05)  # wait to 5 s
-    assert runner._next_sleep(2.0) == 2.0  # the backed-off tick is shorter
+    assert runner._timing.sleep(3.0, runner._oldest()) == pytest.approx(
+        3.0, abs=0.05
+    )  # wait to 5 s
+    assert runner._timing.sleep(2.0, runner._oldest()) == 2.0  # the backed-off tick is shorter
     runner._pending = [young, old]
-    assert runner._next_sleep(3.0) == 1.0  # due now: the base tick
-    runner._durations = []
+    assert runner._timing.sleep(3.0, runner._oldest()) == 1.0  # due now: the base tick
+    runner._timing.durations = []
     runner._pending = [old]
-    assert runner._next_sleep(3.0) == 3.0  # nothing learnt yet: the tick
+    assert runner._timing.sleep(3.0, runner._oldest()) == 3.0  # nothing learnt yet: the tick
 
 
 # --- the engine against a real API's habits ------------------------------------------
