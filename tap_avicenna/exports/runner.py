@@ -146,6 +146,8 @@ class ExportRunner:
         self._fill()
         return self._wait()
 
+    # --- steps -----------------------------------------------------------------------
+
     def _wait(self) -> float | None:
         if self._stopped:
             return None
@@ -244,6 +246,38 @@ class ExportRunner:
         self._timing.settle(changed)
         self._timing.schedule(self._clock(), self._oldest())
 
+    def _update(
+        self, listing: list[ListedExport]
+    ) -> tuple[list[tuple[ExportJob, ListedExport]], bool]:
+        """Match jobs to list entries; mark failures; return the ready ones."""
+        by_id = {e.export_id: e for e in listing}
+        ready: list[tuple[ExportJob, ListedExport]] = []
+        changed = False
+        taken = self._creator.settle(listing, self._pending)
+        for job in self._pending:
+            export_id = job.export_id
+            if export_id is None:
+                export_id = self._creator.find(job, listing, taken)
+                if export_id is None:
+                    continue
+                if not job.guessed:
+                    self._emit(ExportCreated(job.lane, job.request.key, export_id))
+                changed = True
+            listed = by_id.get(export_id)
+            if listed is None:
+                continue  # briefly missing from the list: the timeout decides
+            if listed.label != job.label:
+                changed = True
+                LOGGER.info("%s: status %s after %.1fs", job.name, listed.label, self._age(job))
+                job.label = listed.label
+            if self._files.ready(job, listed):
+                ready.append((job, listed))
+                continue
+            job.pending_age = self._age(job)
+            if listed.status is ExportStatus.FAILED:
+                job.failed = True
+        return ready, changed
+
     def _release_held(self) -> None:
         """The held files the budget (or a new turn) now allows are listed again at once
         and downloaded with the fresh link of that list (the one they were held with may
@@ -308,6 +342,15 @@ class ExportRunner:
         self._guard(job, self._reject, job, reason)
         return False
 
+    def _oldest(self) -> float | None:
+        """The age of the oldest pending export, if any."""
+        return max((self._age(job) for job in self._pending), default=None)
+
+    def _age(self, job: ExportJob) -> float:
+        return self._clock() - job.created_at
+
+    # --- failures --------------------------------------------------------------------
+
     def _guard(self, job: ExportJob, action: t.Callable[..., None], *args: t.Any) -> None:
         """Run `action`; an expected failure of it ends the job's lane, not the run."""
         try:
@@ -320,44 +363,6 @@ class ExportRunner:
             self.drop(lane)
             self._emit(LaneFailed(lane, error))
 
-    # --- steps -----------------------------------------------------------------------
-
-    def _oldest(self) -> float | None:
-        """The age of the oldest pending export, if any."""
-        return max((self._age(job) for job in self._pending), default=None)
-
-    def _update(
-        self, listing: list[ListedExport]
-    ) -> tuple[list[tuple[ExportJob, ListedExport]], bool]:
-        """Match jobs to list entries; mark failures; return the ready ones."""
-        by_id = {e.export_id: e for e in listing}
-        ready: list[tuple[ExportJob, ListedExport]] = []
-        changed = False
-        taken = self._creator.settle(listing, self._pending)
-        for job in self._pending:
-            export_id = job.export_id
-            if export_id is None:
-                export_id = self._creator.find(job, listing, taken)
-                if export_id is None:
-                    continue
-                if not job.guessed:
-                    self._emit(ExportCreated(job.lane, job.request.key, export_id))
-                changed = True
-            listed = by_id.get(export_id)
-            if listed is None:
-                continue  # briefly missing from the list: the timeout decides
-            if listed.label != job.label:
-                changed = True
-                LOGGER.info("%s: status %s after %.1fs", job.name, listed.label, self._age(job))
-                job.label = listed.label
-            if self._files.ready(job, listed):
-                ready.append((job, listed))
-                continue
-            job.pending_age = self._age(job)
-            if listed.status is ExportStatus.FAILED:
-                job.failed = True
-        return ready, changed
-
     def _reject(self, job: ExportJob, reason: str) -> None:
         """The file is not the request's: the export is released (never looked at
         again) and created again."""
@@ -368,9 +373,6 @@ class ExportRunner:
             f"is not the export requested ({reason})",
             "is another process creating exports in this study? see README, Troubleshooting",
         )
-
-    def _age(self, job: ExportJob) -> float:
-        return self._clock() - job.created_at
 
     def _retry(self, job: ExportJob, reason: str | None = None, advice: str = _ADVICE) -> None:
         if reason is None:
