@@ -13,6 +13,8 @@ from tap_avicenna.exports.job import ExportJob, ExportRequest
 
 @dataclass
 class LaneWork:
+    """One lane's exports still to create, and its ids from state still to adopt."""
+
     lane: Lane
     queue: collections.deque[tuple[ExportRequest, int]]  # (request, attempt) to create
     resume: dict[str, int]  # ids from state not adopted or dismissed yet

@@ -14,6 +14,8 @@ LOGGER = logging.getLogger("tap-avicenna.exports")
 
 @dataclass
 class RunnerStats:
+    """Counts of what the engine did in a run (the schedule logs them at its end)."""
+
     created: int = 0
     resumed: int = 0
     polls: int = 0  # status poll ticks
