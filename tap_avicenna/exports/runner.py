@@ -16,19 +16,17 @@ background while the main thread emits records.
 
 from __future__ import annotations
 
-import collections
-import itertools
 import logging
 import math
 import time
 import typing as t
-from dataclasses import dataclass
 from pathlib import Path
 
 from tap_avicenna.client import DownloadGone, DownloadRefused, ServerBusy
 from tap_avicenna.errors import AvicennaError, ExportFailed
-from tap_avicenna.exports.budget import DiskBudget
-from tap_avicenna.exports.download import download_export, empty_export
+from tap_avicenna.exports.busy import BusyGate
+from tap_avicenna.exports.creation import Creator
+from tap_avicenna.exports.files import ExportFiles
 from tap_avicenna.exports.handover import (
     Event,
     ExportCreated,
@@ -36,12 +34,13 @@ from tap_avicenna.exports.handover import (
     Lane,
     LaneFailed,
     ReadyExport,
-    mb,
 )
-from tap_avicenna.exports.job import ExportJob, ExportRequest, ListedExport
-from tap_avicenna.exports.matcher import Claims, identify, resumable
+from tap_avicenna.exports.job import ExportJob, ListedExport
+from tap_avicenna.exports.lanes import Lanes
+from tap_avicenna.exports.listing import ExportList
 from tap_avicenna.exports.policy import MAX_ATTEMPTS, RetryPolicy
-from tap_avicenna.exports.repository import Enough, ExportRepository
+from tap_avicenna.exports.repository import ExportRepository
+from tap_avicenna.exports.stats import RunnerStats, log_tick
 from tap_avicenna.exports.status import ExportStatus
 from tap_avicenna.exports.timing import PollTiming
 from tap_avicenna.parsing import Limits
@@ -61,33 +60,6 @@ __all__ = [  # the hand-over types are re-exported: the engine's interface
 
 
 _ADVICE = "try a smaller export_window_days or participants_per_export"
-
-
-@dataclass
-class RunnerStats:
-    created: int = 0
-    resumed: int = 0
-    polls: int = 0  # status poll ticks
-    pages: int = 0  # list page requests of those ticks
-    max_pending: int = 0
-    retried: int = 0
-    rejected: int = 0
-    busy: int = 0
-    handed: int = 0  # files handed over
-    held: int = 0  # downloads that waited for the disk budget
-    peak_waiting_files: int = 0  # handed over and not consumed, at once
-    peak_waiting_bytes: int = 0
-
-
-@dataclass
-class _LaneWork:
-    lane: Lane
-    queue: collections.deque[tuple[ExportRequest, int]]  # (request, attempt) to create
-    resume: dict[str, int]  # ids from state not adopted or dismissed yet
-
-
-def _newest_first(ids: list[int]) -> bool:
-    return len(ids) > 1 and ids[0] > ids[-1] and all(a >= b for a, b in itertools.pairwise(ids))
 
 
 class ExportRunner:
@@ -113,68 +85,52 @@ class ExportRunner:
         max_attempts: int = MAX_ATTEMPTS,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
-        self.repo = repo
-        self.max_concurrent = max_concurrent
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.limits = limits
-        self.max_waiting_bytes = max_waiting_bytes
-        self._budget = DiskBudget(max_waiting_bytes)
-        self.directory = directory
-        self.max_attempts = max_attempts
+        self._list = ExportList(repo)
         self.policy = RetryPolicy(poll_interval, timeout, attempts=max_attempts)
+        self.stats = RunnerStats()
+        self._busy = BusyGate(self.policy, max_concurrent)
+        self._creator = Creator(repo, self._list, self.policy, self.stats, clock)
+        self._files = ExportFiles(
+            repo, self.policy, limits=limits, directory=directory, clock=clock
+        )
         self._emit = emit
         self._clock = clock
-        self._lanes: dict[int, _LaneWork] = {}
-        self._turn: int | None = None
+        self._lanes = Lanes(max_waiting_bytes)
         self._pending: list[ExportJob] = []  # created, not downloaded
-        self._held: list[ExportJob] = []  # ready, waiting for the budget
-        self._listing: list[ListedExport] | None = None
         self._relist = False  # a poll is due now (the first one, or ids from state to check)
         self._timing = PollTiming(poll_interval)
         self._started = False  # exports started since the last poll
         self._stopped = False
-        self._known: set[int] = set()  # every export id listed so far
-        self._claims = Claims()
-        self._with_id: set[int] = set()  # lanes whose last create answered an id
-        self._warned: set[str] = set()
-        self._busy_until = 0.0
-        self._busy_since: float | None = None
-        self._busy_count = 0
-        self.stats = RunnerStats()
 
     # --- commands (from the thread that drives the runner) --------------------------
 
     def add_lane(self, lane: Lane) -> None:
         """Run the lane's requests; ids from state are adopted while the list still
         shows them, they have not failed and nothing the list shows disagrees."""
-        self._lanes[lane.key] = _LaneWork(
-            lane, collections.deque((request, 1) for request in lane.requests), dict(lane.resume)
-        )
-        if self._listing is None or lane.resume:
+        self._lanes.add(lane)
+        if self._list.snapshot is None or lane.resume:
             self._relist = True
 
     def turn(self, lane: int) -> None:
         """The consumer now takes this lane's files: it comes first, budget or not."""
-        self._turn = lane
+        self._lanes.turn = lane
 
     def consumed(self, ready: ReadyExport) -> None:
         """The consumer is done with a file handed over (and has deleted it). A rejected
         file's export is created again."""
         job = ready.job
-        self._budget.consumed(job.lane, ready.size)
+        self._lanes.budget.consumed(job.lane, ready.size)
         if ready.rejected is not None and job.lane in self._lanes:
             self._guard(job, self._reject, job, ready.rejected)
 
     def drop(self, lane: int) -> None:
         """Forget the lane's work (its consumer stopped taking files); its exports are
         left at Avicenna as they are."""
-        self._lanes.pop(lane, None)
+        self._lanes.drop(lane)
         for job in self._pending:
             if job.lane == lane:
-                self._orphan(job)
+                self._creator.orphan(job)
         self._pending = [job for job in self._pending if job.lane != lane]
-        self._held = [job for job in self._held if job.lane != lane]
 
     def stop(self) -> None:
         """Do nothing more: the run is over (may be called from another thread)."""
@@ -190,37 +146,7 @@ class ExportRunner:
         self._fill()
         return self._wait()
 
-    # --- scheduling --------------------------------------------------------------------
-
-    def _order(self, lane: int) -> tuple[bool, int, int]:
-        work = self._lanes.get(lane)
-        priority = work.lane.priority if work is not None else 0
-        return (lane != self._turn, priority, lane)
-
-    def _may_download(self, job: ExportJob) -> bool:
-        return self._budget.may_download(job.lane, self._turn, job.guessed)
-
-    def _next_lane(self, proving: bool) -> _LaneWork | None:
-        """The lane to create an export for: the turn's, else by priority; a lane whose
-        turn has not come only while the files waiting are under the budget. While an
-        export created without id is not found or not proven (`proving`), only lanes
-        whose creates answer with an id: a create without one would make two exports
-        that only creation order tells apart."""
-        for key in sorted(self._lanes, key=self._order):
-            work = self._lanes[key]
-            if proving and key not in self._with_id:
-                continue
-            if work.queue and (key == self._turn or self._budget.under()):
-                return work
-        return None
-
-    def _proving(self) -> bool:
-        """Whether an export created without id is still to be found, or was taken by
-        creation order and its file is still to be proven (it is downloaded as soon as
-        it is ready, whatever the budget: it holds no one for long)."""
-        return any(
-            (job.export_id is None and job.ref is None) or job.guessed for job in self._pending
-        )
+    # --- steps -----------------------------------------------------------------------
 
     def _wait(self) -> float | None:
         if self._stopped:
@@ -231,33 +157,40 @@ class ExportRunner:
         waits = []
         if self._pending:
             waits.append(self._timing.next_poll - now)
-        if self._busy_until > now and any(work.queue for work in self._lanes.values()):
-            waits.append(self._busy_until - now)
+        if self._busy.until > now and self._lanes.queued():
+            waits.append(self._busy.until - now)
         return max(0.0, min(waits)) if waits else None
 
     def _fill(self) -> None:
         """Create exports into the free slots, in priority order."""
-        while len(self._pending) < self.max_concurrent and not self._stopped:
-            if self._listing is None or self._relist:
+        while len(self._pending) < self._busy.max_concurrent and not self._stopped:
+            if self._list.snapshot is None or self._relist:
                 return  # ids from state, and exports listed before a create, come first
-            if self._clock() < self._busy_until:
+            if self._clock() < self._busy.until:
                 return
-            work = self._next_lane(proving=self._proving())
+            work = self._lanes.next_to_create(self._creator.creatable(self._pending))
             if work is None:
                 return
             request, attempt = work.queue.popleft()
             try:
-                job = self._start(request, attempt, work)
+                job = self._creator.start(
+                    request,
+                    attempt,
+                    lane=work.lane.key,
+                    resume_id=work.resume.pop(request.key, None),
+                    pending=self._pending,
+                )
             except ServerBusy as exc:
                 work.queue.appendleft((request, attempt))
-                self._busy(exc, len(self._pending))
+                self.stats.busy += 1
+                self._busy.refused(exc, len(self._pending), self._clock())
                 return
             except AvicennaError as exc:
                 self._fail(work.lane.key, exc)
                 continue
+            if not job.resumed:
+                self._busy.created()
             self._pending.append(job)
-            if job.export_id is not None:
-                self._claims.claimed.add(job.export_id)
             self._started = True
             if len(self._pending) == 1:
                 self._timing.schedule(self._clock(), self._oldest())
@@ -268,9 +201,12 @@ class ExportRunner:
     def _poll_tick(self) -> None:
         """One status poll for every pending export, then the ready ones downloaded."""
         polled_for = len(self._pending)
-        listing, pages = self._poll()
+        self.stats.polls += 1
+        wanted = {job.export_id for job in self._pending if job.export_id is not None}
+        listing = self._list.poll(wanted | self._lanes.resume_ids())
+        self.stats.pages += listing.pages
         self._relist = False
-        ready, changed = self._update(listing)
+        ready, changed = self._update(listing.exports)
         changed = changed or self._started or not polled_for  # a poll for nothing: no backoff
         self._started = False
         ready_jobs = {id(job) for job, _ in ready}
@@ -279,42 +215,83 @@ class ExportRunner:
                 continue  # ready wins over a timeout in the same tick; a lane failed
             if job.failed or self.policy.timed_out(self._age(job)):
                 self._pending.remove(job)
-                self._orphan(job)
+                self._creator.orphan(job)
                 self._guard(job, self._retry, job)
                 changed = True
-        self._log_tick(polled_for, pages, ready_jobs)
-        for job, listed in sorted(ready, key=lambda pair: self._order(pair[0].lane)):
+        still = [job for job in self._pending if id(job) not in ready_jobs]
+        log_tick(
+            self.stats,
+            pages=listing.pages,
+            polled_for=polled_for,
+            ready=len(ready_jobs),
+            still=len(still),
+            oldest=max((self._age(job) for job in still), default=0.0),
+            timeout=self.policy.timeout,
+            budget=self._lanes.budget,
+            held=len(self._lanes.held),
+        )
+        for job, listed in sorted(ready, key=lambda pair: self._lanes.order(pair[0].lane)):
             if self._stopped:
                 return
             self._timing.durations.append(job.pending_age)
             if job not in self._pending:
                 continue  # its lane failed meanwhile
             self._pending.remove(job)
-            if self._may_download(job):
+            if self._lanes.may_download(job):
                 self._deliver(job, listed)
                 self._fill()  # keep Avicenna busy while the consumer reads the file
             else:
-                self._held.append(job)
+                self._lanes.hold(job)
                 self.stats.held += 1
         self._timing.settle(changed)
         self._timing.schedule(self._clock(), self._oldest())
+
+    def _update(
+        self, listing: list[ListedExport]
+    ) -> tuple[list[tuple[ExportJob, ListedExport]], bool]:
+        """Match jobs to list entries; mark failures; return the ready ones."""
+        by_id = {e.export_id: e for e in listing}
+        ready: list[tuple[ExportJob, ListedExport]] = []
+        changed = False
+        taken = self._creator.settle(listing, self._pending)
+        for job in self._pending:
+            export_id = job.export_id
+            if export_id is None:
+                export_id = self._creator.find(job, listing, taken)
+                if export_id is None:
+                    continue
+                if not job.guessed:
+                    self._emit(ExportCreated(job.lane, job.request.key, export_id))
+                changed = True
+            listed = by_id.get(export_id)
+            if listed is None:
+                continue  # briefly missing from the list: the timeout decides
+            if listed.label != job.label:
+                changed = True
+                LOGGER.info("%s: status %s after %.1fs", job.name, listed.label, self._age(job))
+                job.label = listed.label
+            if self._files.ready(job, listed):
+                ready.append((job, listed))
+                continue
+            job.pending_age = self._age(job)
+            if listed.status is ExportStatus.FAILED:
+                job.failed = True
+        return ready, changed
 
     def _release_held(self) -> None:
         """The held files the budget (or a new turn) now allows are listed again at once
         and downloaded with the fresh link of that list (the one they were held with may
         have expired meanwhile)."""
-        for job in sorted(self._held, key=lambda held: self._order(held.lane)):
-            if self._may_download(job):
-                self._held.remove(job)
-                self._pending.append(job)
-                self._relist = True
+        for job in self._lanes.release():
+            self._pending.append(job)
+            self._relist = True
 
     def _deliver(self, job: ExportJob, listed: ListedExport) -> None:
         """Download a ready export's file and hand it over. A link the download host
         refused puts the job back among the pending ones (the next poll lists a fresh
         link); a file gone or refused too often creates the export again."""
         try:
-            path = self._fetch(job, listed)
+            path = self._files.fetch(job, listed)
         except DownloadGone as exc:
             LOGGER.warning("%s: %s; creating the export again", job.name, exc)
             self._guard(job, self._retry, job, "file expired")
@@ -344,10 +321,11 @@ class ExportRunner:
         if job.guessed and not self._proven(job, path):
             return
         size = path.stat().st_size
-        self._budget.handed(job.lane, size)
+        budget = self._lanes.budget
+        budget.handed(job.lane, size)
         self.stats.handed += 1
-        self.stats.peak_waiting_files = self._budget.peak_files
-        self.stats.peak_waiting_bytes = self._budget.peak_bytes
+        self.stats.peak_waiting_files = budget.peak_files
+        self.stats.peak_waiting_bytes = budget.peak_bytes
         self._emit(ExportReady(job.lane, ReadyExport(job, path, size)))
 
     def _proven(self, job: ExportJob, path: Path) -> bool:
@@ -364,6 +342,15 @@ class ExportRunner:
         self._guard(job, self._reject, job, reason)
         return False
 
+    def _oldest(self) -> float | None:
+        """The age of the oldest pending export, if any."""
+        return max((self._age(job) for job in self._pending), default=None)
+
+    def _age(self, job: ExportJob) -> float:
+        return self._clock() - job.created_at
+
+    # --- failures --------------------------------------------------------------------
+
     def _guard(self, job: ExportJob, action: t.Callable[..., None], *args: t.Any) -> None:
         """Run `action`; an expected failure of it ends the job's lane, not the run."""
         try:
@@ -376,265 +363,16 @@ class ExportRunner:
             self.drop(lane)
             self._emit(LaneFailed(lane, error))
 
-    def _log_tick(self, polled_for: int, pages: int, ready: set[int]) -> None:
-        """One line per poll tick: the exports pending and ready, the oldest pending
-        one's age, and the files waiting on disk (and held back by the budget)."""
-        still = [job for job in self._pending if id(job) not in ready]
-        oldest = max((self._age(job) for job in still), default=0.0)
-        budget = (
-            ""
-            if math.isinf(self.max_waiting_bytes)
-            else f" of the {mb(self.max_waiting_bytes)} budget"
-        )
-        held = f"; {len(self._held)} ready export(s) held back by the budget" if self._held else ""
-        LOGGER.info(
-            "Status poll #%d: %d list request%s for %d pending export(s): %d ready, %d still "
-            "pending (oldest %.0fs, timeout %.0fs); %d file(s) waiting on disk (%s%s)%s",
-            self.stats.polls,
-            pages,
-            "" if pages == 1 else "s",
-            polled_for,
-            len(ready),
-            len(still),
-            oldest,
-            self.timeout,
-            self._budget.files,
-            mb(self._budget.bytes),
-            budget,
-            held,
-        )
-
-    # --- steps -----------------------------------------------------------------------
-
-    @property
-    def _durations(self) -> list[float]:
-        return self._timing.durations
-
-    @_durations.setter
-    def _durations(self, durations: list[float]) -> None:
-        self._timing.durations = durations
-
-    def _next_sleep(self, tick: float) -> float:
-        """How long to wait before the next poll (`PollTiming.sleep`)."""
-        return self._timing.sleep(tick, self._oldest())
-
-    def _oldest(self) -> float | None:
-        """The age of the oldest pending export, if any."""
-        return max((self._age(job) for job in self._pending), default=None)
-
-    def _enough(self) -> Enough:
-        """When a poll may stop reading pages (the repository reads the newest exports
-        first): once every export it looks for (pending with its id known, or an id from
-        state still to check) is found and an export listed before is reached (all that
-        follows is older, and was listed before; a new export is newer), in newest-first
-        order (any other order is read to its end)."""
-        wanted = {job.export_id for job in self._pending if job.export_id is not None} | {
-            export_id for work in self._lanes.values() for export_id in work.resume.values()
-        }
-        known = frozenset(self._known)
-
-        def enough(exports: list[ListedExport]) -> bool:
-            ids = [e.export_id for e in exports]
-            reached = not known or not known.isdisjoint(ids)
-            return wanted.issubset(ids) and reached and _newest_first(ids)
-
-        return enough
-
-    def _poll(self) -> tuple[list[ListedExport], int]:
-        self.stats.polls += 1
-        listing = self.repo.list(self._enough())
-        self.stats.pages += listing.pages
-        self._known.update(e.export_id for e in listing.exports)
-        self._listing = listing.exports
-        return listing.exports, listing.pages
-
-    def _start(self, request: ExportRequest, attempt: int, work: _LaneWork) -> ExportJob:
-        export_id = work.resume.pop(request.key, None)
-        lane = work.lane.key
-        listing = self._listing or []
-        if export_id is not None:
-            listed, why = resumable(request, export_id, listing, self._claims)
-            if listed is not None:
-                self.stats.resumed += 1
-                job = ExportJob(
-                    request,
-                    attempt,
-                    export_id,
-                    lane=lane,
-                    created_at=self._clock(),
-                    label=listed.label,
-                    resumed=True,
-                )
-                LOGGER.info("Resuming %s from state (status %s)", job.name, listed.label)
-                return job
-            LOGGER.info(
-                "Export #%s from state is no longer usable (%s); creating a new one",
-                export_id,
-                why,
-            )
-        known = frozenset(
-            self._known | {j.export_id for j in self._pending if j.export_id is not None}
-        )
-        created = self.repo.create(request)
-        self.stats.created += 1
-        if created.export_id is None and created.ref is None:
-            self._with_id.discard(lane)
-        else:
-            self._with_id.add(lane)
-        self._busy_since, self._busy_count = None, 0
-        job = ExportJob(
-            request,
-            attempt,
-            created.export_id,
-            lane=lane,
-            created_at=self._clock(),
-            known_before=known,
-            ref=created.ref,
-        )
-        LOGGER.info(
-            "Created %s (attempt %d/%d); %d pending",
-            job.name,
-            attempt,
-            self.max_attempts,
-            len(self._pending) + 1,
-        )
-        return job
-
-    def _orphan(self, job: ExportJob) -> None:
-        """A create without id given up before its export was found (timed out, or its
-        lane dropped): its export, when it shows, is no other request's."""
-        if job.ref is None and job.export_id is None:
-            self._claims.orphans.append(job.known_before)
-
-    def _update(
-        self, listing: list[ListedExport]
-    ) -> tuple[list[tuple[ExportJob, ListedExport]], bool]:
-        """Match jobs to list entries; mark failures; return the ready ones."""
-        by_id = {e.export_id: e for e in listing}
-        ready: list[tuple[ExportJob, ListedExport]] = []
-        changed = False
-        self._claims.settle_orphans(listing)
-        taken = {job.export_id for job in self._pending if job.export_id is not None}
-        for job in self._pending:
-            if job.export_id is None:
-                found = identify(
-                    job.request,
-                    listing,
-                    self._claims,
-                    known_before=job.known_before,
-                    ref=job.ref,
-                    taken=taken,
-                )
-                if found is None:
-                    continue
-                job.export_id, job.guessed = found.listed.export_id, found.guessed
-                taken.add(job.export_id)
-                self._claims.claimed.add(job.export_id)
-                how = "the create answer had no id" if job.ref is None else f"id {job.ref}"
-                if job.guessed:
-                    how += "; by creation order: its file is checked before use"
-                else:
-                    self._emit(ExportCreated(job.lane, job.request.key, job.export_id))
-                LOGGER.info("Found %s in the export list (%s)", job.name, how)
-                changed = True
-            listed = by_id.get(job.export_id)
-            if listed is None:
-                continue  # briefly missing from the list: the timeout decides
-            if listed.label != job.label:
-                changed = True
-                LOGGER.info("%s: status %s after %.1fs", job.name, listed.label, self._age(job))
-                job.label = listed.label
-            if self._ready(job, listed):
-                ready.append((job, listed))
-                continue
-            job.pending_age = self._age(job)
-            if listed.status is ExportStatus.FAILED:
-                job.failed = True
-        return ready, changed
-
-    def _ready(self, job: ExportJob, listed: ListedExport) -> bool:
-        """Success with a file; an unknown label with a file (WARNING once per label);
-        Success without a file past the grace (an export without data)."""
-        if listed.status is ExportStatus.SUCCESS and not listed.content:
-            now = self._clock()
-            if job.empty_since is None:
-                job.empty_since = now
-            job.empty_polls += 1
-            return self.policy.without_file(job.empty_polls, now - job.empty_since)
-        job.empty_since, job.empty_polls = None, 0
-        if listed.content and listed.status is ExportStatus.UNKNOWN:
-            self._warn_once(
-                f"label:{listed.label}",
-                f"Export status {listed.label!r} is not a known label, but the list shows "
-                "the export's file: such exports are taken as ready",
-            )
-            return True
-        return listed.status is ExportStatus.SUCCESS
-
-    def _fetch(self, job: ExportJob, listed: ListedExport) -> Path:
-        if listed.content:
-            return download_export(
-                self.repo, job, listed, limits=self.limits, directory=self.directory
-            )
-        assert job.empty_since is not None
-        message = (
-            f"{job.name} is {listed.label} without a file for "
-            f"{self._clock() - job.empty_since:.1f}s: taken as an export without data "
-            "(no rows in its window)"
-        )
-        if "empty" in self._warned:
-            LOGGER.info("%s", message)
-        else:
-            self._warn_once("empty", message)
-        return empty_export(job, directory=self.directory)
-
     def _reject(self, job: ExportJob, reason: str) -> None:
         """The file is not the request's: the export is released (never looked at
         again) and created again."""
-        assert job.export_id is not None
-        self._claims.rejected.add(job.export_id)
-        if job.guessed:  # its own export is still to show
-            self._claims.orphans.append(job.known_before)
+        self._creator.release(job)
         self.stats.rejected += 1
         self._retry(
             job,
             f"is not the export requested ({reason})",
             "is another process creating exports in this study? see README, Troubleshooting",
         )
-
-    def _busy(self, exc: ServerBusy, pending: int) -> None:
-        """A create refused for too many running exports: wait (backing off), and keep
-        no more pending than now for the rest of the run. Only when nothing of ours is
-        pending and the refusals last past export_timeout_seconds does the run stop."""
-        now = self._clock()
-        self.stats.busy += 1
-        self._busy_count += 1
-        if self._busy_since is None:
-            self._busy_since = now
-        if pending and pending < self.max_concurrent:
-            self.max_concurrent = pending
-            LOGGER.warning(
-                "Avicenna refused a new export (%s): keeping at most %d export(s) pending "
-                "for the rest of this run",
-                exc,
-                pending,
-            )
-        elif self.policy.busy_gives_up(pending, now - self._busy_since):
-            raise ExportFailed(
-                f"Avicenna refused every new export for {now - self._busy_since:.0f}s "
-                f"({exc}); giving up: other exports of the study keep it busy, run again later"
-            )
-        delay = self.policy.busy_delay(self._busy_count, exc.retry_after)
-        self._busy_until = now + delay
-        LOGGER.info("Avicenna is busy (%s); next create in %.1fs", exc, delay)
-
-    def _age(self, job: ExportJob) -> float:
-        return self._clock() - job.created_at
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            LOGGER.warning("%s", message)
 
     def _retry(self, job: ExportJob, reason: str | None = None, advice: str = _ADVICE) -> None:
         if reason is None:
@@ -643,11 +381,9 @@ class ExportRunner:
             )
         if not self.policy.create_again(job.attempt):
             raise ExportFailed(
-                f"{job.name} {reason} on attempt {job.attempt} of {self.max_attempts}; "
+                f"{job.name} {reason} on attempt {job.attempt} of {self.policy.attempts}; "
                 f"giving up ({advice})"
             )
         self.stats.retried += 1
         LOGGER.warning("%s %s; creating it again", job.name, reason)
-        work = self._lanes.get(job.lane)
-        if work is not None:
-            work.queue.appendleft((job.request, job.attempt + 1))
+        self._lanes.requeue(job)

@@ -324,18 +324,20 @@ def test_given_ready_export_when_consumer_moves_on_then_file_is_deleted() -> Non
 
 def test_given_exports_reach_the_quickest_age_when_sleeping_then_base_tick_not_backoff() -> None:
     runner = make_runner(FakeRepository(), [], poll_interval=1.0)
-    runner._durations = [5.0]  # the quickest export was still pending at 5 s
+    runner._timing.durations = [5.0]  # the quickest export was still pending at 5 s
     now = runner._clock()
     young = ExportJob(requests(1)[0], created_at=now - 2.0)
     old = ExportJob(requests(1)[0], created_at=now - 6.0)
     runner._pending = [young]
-    assert runner._next_sleep(3.0) == pytest.approx(3.0, abs=0.05)  # wait to 5 s
-    assert runner._next_sleep(2.0) == 2.0  # the backed-off tick is shorter
+    assert runner._timing.sleep(3.0, runner._oldest()) == pytest.approx(
+        3.0, abs=0.05
+    )  # wait to 5 s
+    assert runner._timing.sleep(2.0, runner._oldest()) == 2.0  # the backed-off tick is shorter
     runner._pending = [young, old]
-    assert runner._next_sleep(3.0) == 1.0  # due now: the base tick
-    runner._durations = []
+    assert runner._timing.sleep(3.0, runner._oldest()) == 1.0  # due now: the base tick
+    runner._timing.durations = []
     runner._pending = [old]
-    assert runner._next_sleep(3.0) == 3.0  # nothing learnt yet: the tick
+    assert runner._timing.sleep(3.0, runner._oldest()) == 3.0  # nothing learnt yet: the tick
 
 
 # --- the engine against a real API's habits ------------------------------------------
@@ -512,7 +514,7 @@ def test_given_busy_server_when_creating_then_waits_and_keeps_fewer_pending(
     runner = make_runner(repo, sleeps)
     done = list(runner.run(requests(6)))
     assert len(done) == 6 and runner.stats.created == 6
-    assert runner.max_concurrent == 2 and runner.stats.busy >= 1
+    assert runner._busy.max_concurrent == 2 and runner.stats.busy >= 1
     assert "keeping at most 2 export(s) pending for the rest of this run" in caplog.text
 
 
@@ -588,7 +590,7 @@ def test_given_files_waiting_over_the_budget_when_later_lanes_ready_then_held_un
     assert created_keys(repo) == ["1-0", "2-0"]
     events = advance(runner)  # both ready: the turn's file comes, the later one is held
     assert [r.job.request.key for r in handed(events)] == ["1-0"]
-    assert runner.stats.held == 1 and runner._held
+    assert runner.stats.held == 1 and runner._lanes.held
     for _ in range(3):  # nothing more is created for the later lane over the budget
         assert not handed(advance(runner))
     assert created_keys(repo) == ["1-0", "2-0"]
