@@ -1,0 +1,123 @@
+"""skip_unchanged_days: the lookback's rows sent before and unchanged are not sent again
+(digests per participant and period in state); a late row re-sends its period. The tap
+as a process of its own against the real simulator, RECORD and Parquet BATCH."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import typing as t
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tap_avicenna.day_digests import STATE_KEY
+from tap_avicenna.simulator import Simulator
+from tests.conftest import TapRun, multiset, run_tap, tap_config
+from tests.integration.test_batch import batch_config
+
+STREAM = "sensor_accelerometer"
+SOURCE = 20
+PARTICIPANTS = [101, 102, 103]
+FIRST_END = "2025-01-20T02:00:00Z"  # not a midnight: the next lookback starts mid-day
+SECOND_END = "2025-01-21T02:00:00Z"
+SKIPPED = re.compile(r"([\d,]+) row\(s\) of periods sent before and unchanged not emitted")
+
+
+def config(sim: Simulator, mode: str, root: Path, **overrides: t.Any) -> dict[str, t.Any]:
+    """3 participants of one source, 2 per export, 7-day windows, lookback 1 day."""
+    settings: dict[str, t.Any] = {
+        "participant_ids": PARTICIPANTS,
+        "data_sources": [{"id": SOURCE, "name": "accelerometer"}],
+        "lookback_days": 1,
+        "end_date": FIRST_END,
+    }
+    if mode == "parquet":
+        settings["batch_config"] = batch_config(root, "parquet", "none")
+    return tap_config(sim, **{**settings, **overrides})
+
+
+def expected(sim: Simulator, start: str, end: str) -> list[dict[str, str]]:
+    def when(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return sim.expected_rows(1234, SOURCE, PARTICIPANTS, when(start), when(end))
+
+
+def skipped(run: TapRun) -> int:
+    """Rows the run logged as not sent again (one line per export read twice)."""
+    return sum(int(n.replace(",", "")) for n in SKIPPED.findall(run.stderr))
+
+
+def records(run: TapRun) -> list[dict[str, t.Any]]:
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.records(STREAM)
+
+
+def assert_union_exact(runs: list[TapRun], rows: list[dict[str, str]]) -> None:
+    """The runs' rows, one per `_row_id`, are exactly `rows`."""
+    by_id = {r["_row_id"]: r for run in runs for r in records(run)}
+    assert multiset(by_id.values()) == multiset(rows)
+    assert len(by_id) == len(rows)
+
+
+MODES = ["record", "parquet"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_given_a_second_night_when_synced_then_unchanged_lookback_rows_are_not_sent_again(
+    simulator: Simulator, tmp_path: Path, mode: str
+) -> None:
+    first = run_tap(tmp_path, config(simulator, mode, tmp_path / "b"))
+    second_config = config(simulator, mode, tmp_path / "b", end_date=SECOND_END)
+    second = run_tap(tmp_path, second_config, first.last_state)
+    lookback = expected(simulator, "2025-01-19T02:00:00Z", FIRST_END)
+    assert lookback and skipped(second) == len(lookback)
+    # only the new day's rows, each once
+    assert multiset(records(second)) == multiset(expected(simulator, FIRST_END, SECOND_END))
+    assert max(Counter(r["_row_id"] for r in records(second)).values()) == 1
+    assert_union_exact([first, second], expected(simulator, "2025-01-01T00:00:00Z", SECOND_END))
+    # digests kept: the lookback's two periods (to midnight, from midnight) per participant
+    digests = second.last_state["bookmarks"][STREAM][STATE_KEY]
+    assert sorted(digests) == ["101", "102", "103"]
+    assert {len(segments) for segments in digests.values()} == {2}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_given_rows_uploaded_late_into_a_lookback_day_when_synced_then_that_day_is_sent_again(
+    simulator: Simulator, tmp_path: Path, mode: str
+) -> None:
+    """The first night, Avicenna holds data up to 23:00 only (its clock): the rows of
+    23:00..02:00 reach it later, after the tap's end_date. Lookback 2 days: 01-18 02:00
+    to midnight comes back unchanged (0 rows sent), 01-19 changed (all its rows sent)."""
+    root = tmp_path / "b"
+    simulator.clock.set(dt.datetime(2025, 1, 19, 23, tzinfo=dt.timezone.utc))
+    first = run_tap(tmp_path, config(simulator, mode, root, lookback_days=2))
+    simulator.clock.set(dt.datetime(2025, 2, 1, tzinfo=dt.timezone.utc))
+    late = expected(simulator, "2025-01-19T23:00:00Z", FIRST_END)
+    second_config = config(simulator, mode, root, lookback_days=2, end_date=SECOND_END)
+    second = run_tap(tmp_path, second_config, first.last_state)
+    sent = records(second)
+    assert len(multiset(late) - multiset(records(first))) > 0, "no row came late"
+    assert not multiset(late) - multiset(sent), "a late row was not sent"
+    assert min(r["record_time"] for r in sent) >= "2025-01-19T00:00:00"  # 01-18: 0 rows
+    assert multiset(sent) == multiset(expected(simulator, "2025-01-19T00:00:00Z", SECOND_END))
+    unchanged = expected(simulator, "2025-01-18T02:00:00Z", "2025-01-19T00:00:00Z")
+    assert skipped(second) == len(unchanged)
+    assert_union_exact([first, second], expected(simulator, "2025-01-01T00:00:00Z", SECOND_END))
+
+
+def test_given_skip_unchanged_days_false_when_synced_then_every_lookback_row_is_sent_again(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    first = run_tap(tmp_path, config(simulator, "record", tmp_path, skip_unchanged_days=False))
+    second_config = config(
+        simulator, "record", tmp_path, skip_unchanged_days=False, end_date=SECOND_END
+    )
+    second = run_tap(tmp_path, second_config, first.last_state)
+    assert multiset(records(second)) == multiset(
+        expected(simulator, "2025-01-19T02:00:00Z", SECOND_END)
+    )
+    assert not SKIPPED.search(second.stderr)
+    assert STATE_KEY not in second.last_state["bookmarks"][STREAM]
