@@ -27,10 +27,10 @@ the STATE that closes the export's window (`store`), so a killed run re-sends ra
 than loses; segments ending at or before bookmark - lookback are then pruned.
 
 State, per stream: `"day_digests": {"101": ["<from s>:<until s>:<count>:<16 hex>", ...]}`,
-empty segments left out. With lookback 1 day a member keeps 2 segments (from its
-bookmark - 1 day to midnight, midnight to the bookmark; 3 when a grid edge falls in
-between), an entry of about 45 characters: 5,000 participants x 3 sensor streams x 2-3
-segments is 30,000-45,000 entries, ~1.4-2.1 MB of JSON (lookback N days: ~N+1 segments).
+empty segments left out, about 47 bytes a segment in JSON. With lookback 1 day a member
+keeps 2 segments (from its bookmark - 1 day to midnight, midnight to the bookmark), 3
+when a grid edge falls in between: 5,000 participants x 3 sensor streams is 30,000-45,000
+segments, ~1.6-2.3 MB of state (lookback N days: about N+1 segments a member).
 """
 
 from __future__ import annotations
