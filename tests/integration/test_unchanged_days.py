@@ -5,7 +5,6 @@ as a process of its own against the real simulator, RECORD and Parquet BATCH."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import typing as t
 from collections import Counter
 from pathlib import Path
@@ -16,13 +15,13 @@ from tap_avicenna.day_digests import STATE_KEY
 from tap_avicenna.simulator import Simulator
 from tests.conftest import TapRun, multiset, run_tap, tap_config
 from tests.integration.test_batch import batch_config
+from tests.integration.test_resilience import SKIPPED, skipped
 
 STREAM = "sensor_accelerometer"
 SOURCE = 20
 PARTICIPANTS = [101, 102, 103]
 FIRST_END = "2025-01-20T02:00:00Z"  # not a midnight: the next lookback starts mid-day
 SECOND_END = "2025-01-21T02:00:00Z"
-SKIPPED = re.compile(r"([\d,]+) row\(s\) of periods sent before and unchanged not emitted")
 
 
 def config(sim: Simulator, mode: str, root: Path, **overrides: t.Any) -> dict[str, t.Any]:
@@ -43,11 +42,6 @@ def expected(sim: Simulator, start: str, end: str) -> list[dict[str, str]]:
         return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     return sim.expected_rows(1234, SOURCE, PARTICIPANTS, when(start), when(end))
-
-
-def skipped(run: TapRun) -> int:
-    """Rows the run logged as not sent again (one line per export read twice)."""
-    return sum(int(n.replace(",", "")) for n in SKIPPED.findall(run.stderr))
 
 
 def records(run: TapRun) -> list[dict[str, t.Any]]:
