@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tap_avicenna.day_digests import STATE_KEY
-from tap_avicenna.simulator import Simulator
-from tests.conftest import TapRun, multiset, run_tap, tap_config
+from tap_avicenna.simulator import Simulator, default_config
+from tests.conftest import TapRun, make_simulator, multiset, run_tap, tap_config
 from tests.integration.test_batch import batch_config
 from tests.integration.test_resilience import SKIPPED, skipped
 
@@ -115,3 +115,25 @@ def test_given_skip_unchanged_days_false_when_synced_then_every_lookback_row_is_
     )
     assert not SKIPPED.search(second.stderr)
     assert STATE_KEY not in second.last_state["bookmarks"][STREAM]
+
+
+def test_given_readings_uploaded_up_to_6_hours_late_when_two_nights_synced_then_none_lost(
+    tmp_path: Path,
+) -> None:
+    """The simulator's late-upload knob: exports select readings by upload time, so the
+    second night brings readings of the first night's last hours. Lookback 2 days: the
+    periods those fall in are sent again, 01-18 02:00..midnight (uploaded by 01-19 06:00)
+    is not; the two nights hold every reading served."""
+    study = default_config()
+    study.studies[1234].upload_delay_seconds = 6 * 3600
+    with make_simulator(study) as sim:
+        first = run_tap(tmp_path, config(sim, "record", tmp_path, lookback_days=2))
+        second_config = config(sim, "record", tmp_path, lookback_days=2, end_date=SECOND_END)
+        second = run_tap(tmp_path, second_config, first.last_state)
+        sent = records(second)
+        before = {r["_row_id"] for r in records(first)}
+        late = [r for r in sent if r["record_time"] < FIRST_END and r["_row_id"] not in before]
+        assert late, "no reading came late"
+        assert skipped(second) > 0
+        assert not [r for r in sent if "2025-01-18T02:00" <= r["record_time"] < "2025-01-19"]
+        assert_union_exact([first, second], expected(sim, "2025-01-01T00:00:00Z", SECOND_END))
