@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import typing as t
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
@@ -79,6 +80,18 @@ class ExportResult:
             raise
         self.stream.after_export(self.ready)
 
+    @contextlib.contextmanager
+    def reading_for_digests(self) -> t.Iterator[None]:
+        """The first read of an export emits nothing: the stream's lines about its rows
+        (INFO, WARNING) are left to the second; errors still show."""
+        logger = self.stream.logger
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+
     def digest_fields(self) -> tuple[str, str]:
         """The fields of a row's member and record time."""
         member, when = self.stream.digest_member, self.stream.replication_key
@@ -93,8 +106,9 @@ class ExportResult:
             return self.read(self.ready, self.plan)
         member, when = self.digest_fields()
         if digest.needs_first_pass:
-            for record in self.read(self.ready, self.plan):
-                digest.first(record[member], record[when], record[ROW_ID])
+            with self.reading_for_digests():
+                for record in self.read(self.ready, self.plan):
+                    digest.first(record[member], record[when], record[ROW_ID])
             digest.compare()
         if digest.watches_from is None:  # no period to skip or to digest (older windows)
             return self.read(self.ready, self.plan)
@@ -114,22 +128,23 @@ class ExportResult:
             return
         member, when = self.digest_fields()
         low, high = digest.stored_span()
-        for columns in read_columns(self.ready, self.plan):
-            times = columns.column(when)
-            inside = pc.fill_null(
-                pc.and_(pc.greater_equal(times, low), pc.less(times, high)), False
-            )
-            if not pc.any(inside).as_py():
-                continue
-            part = columns.filter(inside)
-            rows = zip(
-                part.column(member).to_pylist(),
-                part.column(when).to_pylist(),
-                files.row_ids(part).to_pylist(),
-                strict=True,
-            )
-            for who, at, row_id in rows:
-                digest.first(who, at, row_id)
+        with self.reading_for_digests():
+            for columns in read_columns(self.ready, self.plan):
+                times = columns.column(when)
+                inside = pc.fill_null(
+                    pc.and_(pc.greater_equal(times, low), pc.less(times, high)), False
+                )
+                if not pc.any(inside).as_py():
+                    continue
+                part = columns.filter(inside)
+                rows = zip(
+                    part.column(member).to_pylist(),
+                    part.column(when).to_pylist(),
+                    files.row_ids(part).to_pylist(),
+                    strict=True,
+                )
+                for who, at, row_id in rows:
+                    digest.first(who, at, row_id)
         digest.compare()
 
     def select(self, columns: Columns, ids: pa.Array) -> pa.Array | None:
