@@ -37,8 +37,12 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import sys
 import typing as t
 from dataclasses import dataclass, field
+
+if t.TYPE_CHECKING:
+    import pyarrow as pa
 
 STATE_KEY = "day_digests"
 _MASK = (1 << 64) - 1
@@ -103,6 +107,62 @@ def row_value(row_id: str) -> int:
     return int(row_id[:16], 16)
 
 
+def _halves(ids: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """`row_value` of each (lower-case hex) row id, as its high and low 32 bits (uint64)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    and_, left, right = pc.bit_wise_and, pc.shift_left, pc.shift_right
+    binary = ids.cast(pa.binary())
+
+    def word(first: int) -> pa.Array:
+        """8 hex digits from `first` on, read 8 bytes at a time (SWAR)."""
+        text = pc.binary_slice(binary, first, first + 8).cast(pa.binary(8))
+        if sys.byteorder != "little":  # the digits' order in a word below is little-endian's
+            return pa.array([int(s, 16) for s in text.to_pylist()], pa.uint64())
+        x = pa.Array.from_buffers(pa.uint64(), len(text), [None, text.buffers()[1]], text.offset)
+        # each byte: "0".."9" -> 0..9, "a".."f" -> 10..15 (the 64s bit is that of letters)
+        x = pc.add(
+            and_(x, 0x0F0F0F0F0F0F0F0F), pc.multiply(and_(right(x, 6), 0x0101010101010101), 9)
+        )
+        # the first digit (lowest byte) is the most significant: pairs, then quads, then all
+        x = pc.bit_wise_or(
+            left(and_(x, 0x000F000F000F000F), 4), and_(right(x, 8), 0x000F000F000F000F)
+        )
+        x = pc.bit_wise_or(
+            left(and_(x, 0x000000FF000000FF), 8), and_(right(x, 16), 0x000000FF000000FF)
+        )
+        return pc.bit_wise_or(left(and_(x, 0xFFFF), 16), and_(right(x, 32), 0xFFFF))
+
+    return word(0), word(8)
+
+
+def _sums(
+    members: pa.Array, times: pa.Array, ids: pa.Array, edges: list[str]
+) -> t.Iterator[tuple[int, int, int, int]]:
+    """(member, i, count, sum of row values mod 2**64) of the rows in [edges[i-1],
+    edges[i]), for each member (an integer) and i with rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    base = len(edges) + 1
+    key = pc.multiply(members.cast(pa.int64()), base)  # one key: a faster group_by
+    for edge in edges:
+        key = pc.add(key, pc.greater_equal(times, edge).cast(pa.int64()))
+    high, low = _halves(ids)
+    table = pa.table({"k": key, "h": high, "l": low})
+    sums = table.group_by("k", use_threads=False).aggregate(
+        [("h", "sum"), ("l", "sum"), ("h", "count")]
+    )
+    names = ("k", "h_count", "h_sum", "l_sum")
+    for group, count, high_sum, low_sum in zip(
+        *(sums.column(name).to_pylist() for name in names), strict=True
+    ):
+        member, i = divmod(group, base)
+        if 0 < i < len(edges):
+            yield member, i, count, ((high_sum << 32) + low_sum) & _MASK
+
+
 @dataclass
 class _Member:
     """One member's range in an export: stored segments inside it, new segments."""
@@ -158,14 +218,52 @@ class ExportDigest:
 
     def first(self, member: t.Any, when: str, row_id: str) -> None:
         """Pass 1: count a row into the stored segment it lies in, if any."""
+        self._seen(member, when, when, 1, row_value(row_id))
+
+    def first_columns(self, members: pa.Array, times: pa.Array, ids: pa.Array) -> None:
+        """`first` for Arrow arrays of rows."""
+        edges = sorted({e for m in self.members.values() for pair in m.old_edges for e in pair})
+        for member, i, count, total in _sums(members, times, ids, edges):
+            self._seen(member, edges[i - 1], edges[i], count, total)
+
+    def _seen(self, member: t.Any, start: str, end: str, count: int, total: int) -> None:
+        """Rows in [start, end] (one row: start = end) counted into the stored segment
+        that holds them, if any."""
         state = self.members.get(member)
         if state is None or not state.old:
             return
-        at = bisect.bisect_right(state.old_edges, (when, "\uffff")) - 1
-        if at >= 0 and when < state.old_edges[at][1]:
+        at = bisect.bisect_right(state.old_edges, (start, "\uffff")) - 1
+        if at >= 0 and end <= state.old_edges[at][1] and start < state.old_edges[at][1]:
             seen = state.seen[at]
-            seen[0] += 1
-            seen[1] = (seen[1] + row_value(row_id)) & _MASK
+            seen[0] += count
+            seen[1] = (seen[1] + total) & _MASK
+
+    def keep_columns(self, members: pa.Array, times: pa.Array, ids: pa.Array) -> pa.Array | None:
+        """`keep` for Arrow arrays of rows: a mask of the rows to emit, None for all."""
+        import pyarrow.compute as pc
+
+        edges = sorted({e for m in self.members.values() for e in m.edges})
+        for member, i, count, total in _sums(members, times, ids, edges):
+            state = self.members.get(member)
+            if state is None or not state.edges or not state.edges[0] <= edges[i - 1]:
+                continue
+            at = bisect.bisect_right(state.edges, edges[i - 1]) - 1
+            if at < len(state.counts):
+                state.counts[at] += count
+                state.totals[at] = (state.totals[at] + total) & _MASK
+        skip = None
+        for member, state in self.members.items():
+            for low, high in state.skip:
+                inside = pc.and_(
+                    pc.equal(members, member),
+                    pc.and_(pc.greater_equal(times, low), pc.less(times, high)),
+                )
+                skip = inside if skip is None else pc.or_(skip, inside)
+        skipped = 0 if skip is None else pc.sum(skip).as_py() or 0
+        if not skipped:
+            return None
+        self.skipped += skipped
+        return pc.invert(pc.fill_null(skip, False))
 
     def stored_span(self) -> tuple[str, str]:
         """From the first start to the last end of the stored segments inside the

@@ -137,20 +137,12 @@ class ExportResult:
                 if not pc.any(inside).as_py():
                     continue
                 part = columns.filter(inside)
-                rows = zip(
-                    part.column(member).to_pylist(),
-                    part.column(when).to_pylist(),
-                    files.row_ids(part).to_pylist(),
-                    strict=True,
-                )
-                for who, at, row_id in rows:
-                    digest.first(who, at, row_id)
+                digest.first_columns(part.column(member), part.column(when), files.row_ids(part))
         digest.compare()
 
     def select(self, columns: Columns, ids: pa.Array) -> pa.Array | None:
         """The rows of an Arrow batch to write (a mask; None: all): `unsent`'s second
-        pass, with a Python loop only over the batches that reach the watched times."""
-        import pyarrow as pa
+        pass, on the batches that reach the watched times."""
         import pyarrow.compute as pc
 
         digest = self.digest
@@ -160,15 +152,7 @@ class ExportResult:
         times = columns.column(when)
         if watched is None or (pc.max(times).as_py() or "") < watched:
             return None
-        keep = list(
-            map(
-                digest.keep,
-                columns.column(member).to_pylist(),
-                times.to_pylist(),
-                ids.to_pylist(),
-            )
-        )
-        return None if all(keep) else pa.array(keep, pa.bool_())
+        return digest.keep_columns(columns.column(member), times, ids)
 
     def log_skipped(self) -> None:
         """How many rows were not sent again, their period being unchanged (INFO)."""

@@ -206,3 +206,67 @@ def test_given_5000_participants_3_streams_lookback_1_when_stored_then_state_is_
     state = {str(100_000 + p): [text] * 3 for p in range(5000)}
     size = 3 * len(json.dumps(state))
     assert size < 2.5e6, size
+
+
+def test_given_arrow_batches_when_read_then_the_same_digests_and_rows_as_row_by_row() -> None:
+    """`first_columns` / `keep_columns` (the BATCH writer's, vectorised) against `first` /
+    `keep`: the same rows kept, the same segments stored, in batches of any cut."""
+    import pyarrow as pa
+
+    night1 = [
+        *rows(101, "2025-01-18T00:00", "2025-01-20T02:00"),
+        *rows(102, "2025-01-19T05:00", "2025-01-20T02:00"),
+    ]
+    late = (101, "2025-01-19T01:00:00.000000+00:00", "e" * 32)
+    night2 = [*night1, late, *rows(101, "2025-01-20T02:00", "2025-01-21T02:00", seed=3)]
+    random.Random(3).shuffle(night2)
+    export, cut = ("2025-01-18T00:00", "2025-01-21T02:00"), "2025-01-20T02:00"
+    results = []
+    for columnar in (False, True):
+        stored: Stored = {}
+        read(("2025-01-18T00:00", "2025-01-20T02:00"), night1, stored, "2025-01-18T23:00")
+        ranges = {p: (at(export[0]), at(export[1])) for p in (101, 102, 103)}
+        digest = ExportDigest(ranges, stored, at(cut))
+        assert digest.needs_first_pass
+        batches = [night2[i : i + 97] for i in range(0, len(night2), 97)]
+        arrays = [
+            (
+                pa.array([r[0] for r in b], pa.int64()),
+                pa.array([r[1] for r in b]),
+                pa.array([r[2] for r in b]),
+            )
+            for b in batches
+        ]
+        if columnar:
+            for arrays_of_batch in arrays:
+                digest.first_columns(*arrays_of_batch)
+        else:
+            for row in night2:
+                digest.first(*row)
+        digest.compare()
+        sent: list[Row] = []
+        for batch, batch_arrays in zip(batches, arrays, strict=True):
+            if columnar:
+                mask = digest.keep_columns(*batch_arrays)
+                sent += (
+                    batch
+                    if mask is None
+                    else [r for r, k in zip(batch, mask.to_pylist(), strict=True) if k]
+                )
+            else:
+                sent += [r for r in batch if digest.keep(*r)]
+        digest.store(stored)
+        results.append((sent, digest.skipped, stored))
+    (rows_sent, skipped, stored), columnar_result = results
+    assert columnar_result == results[0]
+    # unchanged: 101's 01-18 23:00..midnight and 01-20 00:00..02:00, all of 102's
+    unchanged = [
+        r
+        for r in night2
+        if r[0] == 102
+        or "2025-01-18T23:00" <= r[1] < "2025-01-19"
+        or "2025-01-20T00:00" <= r[1] < "2025-01-20T02:00"
+    ]
+    assert skipped == len(unchanged) > 0
+    assert sorted(rows_sent) == sorted(set(night2) - set(unchanged))  # 01-19 changed: sent
+    assert late in rows_sent
