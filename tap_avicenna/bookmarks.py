@@ -144,8 +144,12 @@ def drop_other_participants(state: t.Mapping[str, object], mine: t.Callable[[int
     dropped = 0
     streams = state.get("bookmarks")
     for stream_state in streams.values() if isinstance(streams, dict) else ():
+        if not isinstance(stream_state, dict) or not isinstance(
+            stream_state.get("participants"), dict
+        ):
+            continue  # not a sensor stream's
         for key in ("participants", DIGESTS):
-            marks = stream_state.get(key) if isinstance(stream_state, dict) else None
+            marks = stream_state.get(key)
             if not isinstance(marks, dict):
                 continue
             others = [m for m in marks if not (m.isdigit() and mine(int(m)))]

@@ -127,9 +127,9 @@ CONFIG_SCHEMA = th.PropertiesList(
         "skip_unchanged_days",
         th.BooleanType,
         default=True,
-        description="Send the sensor rows of the lookback again only for the days (periods) "
-        "whose rows changed: a digest per participant and period, kept in state, tells. Costs "
-        "a second read of an export that overlaps what was sent.",
+        description="Send the rows of the lookback again only for the days (periods) whose "
+        "rows changed: a digest per participant (survey: per stream) and period, kept in "
+        "state, tells. Costs a second read of an export that overlaps what was sent.",
     ),
     th.Property(
         "export_window_days",

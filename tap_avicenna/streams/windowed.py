@@ -93,7 +93,7 @@ class ExportResult:
             logger.setLevel(level)
 
     def digest_fields(self) -> tuple[str, str]:
-        """The fields of a row's member and record time."""
+        """The fields of a row's member and record time (Arrow batches)."""
         member, when = self.stream.digest_member, self.stream.replication_key
         assert member is not None and when is not None
         return member, when
@@ -104,19 +104,15 @@ class ExportResult:
         digest = self.digest
         if digest is None:
             return self.read(self.ready, self.plan)
-        member, when = self.digest_fields()
+        key = self.stream.digest_key
         if digest.needs_first_pass:
             with self.reading_for_digests():
                 for record in self.read(self.ready, self.plan):
-                    digest.first(record[member], record[when], record[ROW_ID])
+                    digest.first(*key(record))
             digest.compare()
         if digest.watches_from is None:  # no period to skip or to digest (older windows)
             return self.read(self.ready, self.plan)
-        return (
-            r
-            for r in self.read(self.ready, self.plan)
-            if digest.keep(r[member], r[when], r[ROW_ID])
-        )
+        return (r for r in self.read(self.ready, self.plan) if digest.keep(*key(r)))
 
     def first_pass_columns(self, files: BatchFiles) -> None:
         """`unsent`'s first pass on Arrow batches: row ids computed only for the rows in
@@ -232,10 +228,11 @@ class WindowedExportStream(ExportStream):
 
     objects_may_appear = False
     """Whether files may bring object fields the schema does not have yet."""
+    skips_unchanged = False
+    """Whether rows are digested per member and period, to skip the periods sent before
+    unchanged (`day_digests`, `digest_key`)."""
     digest_member: str | None = None
-    """The field naming a row's member, to keep row digests per member and period and
-    skip the periods sent before unchanged (`day_digests`); None: rows are not digested
-    (they need a `_row_id`)."""
+    """The field naming a row's member in its digest (None: not a field)."""
     _plans: dict[str, PlannedExport]  # this run's, by request key (`plan`)
     _bookmarks: CoverageBookmarks
 
@@ -292,13 +289,18 @@ class WindowedExportStream(ExportStream):
         self._bookmarks = bookmarks
         return [self.request(plan) for plan in plans], bookmarks.resume_map()
 
+    def digest_key(self, record: t.Mapping[str, t.Any]) -> tuple[t.Any, str, str]:
+        """A record's member, record time and row id, for its digest."""
+        assert self.digest_member is not None and self.replication_key is not None
+        return record[self.digest_member], record[self.replication_key], record[ROW_ID]
+
     def export_digest(
         self, plan: PlannedExport, bookmarks: CoverageBookmarks
     ) -> ExportDigest | None:
         """The digests of an export's rows (`day_digests`), for each member over
         [max(window start, the member's start), window end); None when off."""
         settings = self.settings
-        if self.digest_member is None or not settings.skip_unchanged_days:
+        if not self.skips_unchanged or not settings.skip_unchanged_days:
             return None
         ranges = {
             member: (max(plan.start, bookmarks.starts.get(member, plan.start)), plan.end)

@@ -137,3 +137,26 @@ def test_given_readings_uploaded_up_to_6_hours_late_when_two_nights_synced_then_
         assert skipped(second) > 0
         assert not [r for r in sent if "2025-01-18T02:00" <= r["record_time"] < "2025-01-19"]
         assert_union_exact([first, second], expected(sim, "2025-01-01T00:00:00Z", SECOND_END))
+
+
+def test_given_a_survey_when_a_second_night_synced_then_only_new_sessions_are_sent(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    """Survey streams: one member ("all"), a session's digest from its content (its uuid
+    stays when its answers change)."""
+    surveys = [{"activity_id": 5678, "name": "daily", "columns": ["participant_id", "Q2"]}]
+    settings = {"data_sources": [], "surveys": surveys}
+    first = run_tap(tmp_path, config(simulator, "record", tmp_path, **settings))
+    second_config = config(simulator, "record", tmp_path, end_date=SECOND_END, **settings)
+    second = run_tap(tmp_path, second_config, first.last_state)
+    (tmp_path / "whole").mkdir()
+    whole = run_tap(tmp_path / "whole", second_config)  # one run, no state
+    sessions = []
+    for run in (first, second, whole):
+        assert run.returncode == 0, run.stderr[-3000:]
+        sessions.append({r["uuid"]: r["record_time"] for r in run.records("survey_daily")})
+    one, two, every = sessions
+    in_lookback = [u for u, at in one.items() if at >= "2025-01-19T02:00"]
+    assert in_lookback and skipped(second) == len(in_lookback)
+    assert sorted(two) == sorted(u for u, at in every.items() if at >= "2025-01-20T02:00")
+    assert one.keys() | two.keys() == every.keys()
