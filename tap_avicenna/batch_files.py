@@ -35,6 +35,7 @@ if t.TYPE_CHECKING:
     from tap_avicenna.hashing import RowIdHasher
 
     Encoded = tuple[Columns, dict[str, pa.Array], pa.Array]  # columns, JSON texts, canonical
+    Select = t.Callable[[Columns, pa.Array], pa.Array | None]  # rows kept (mask), or all
 
 _HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 _AHEAD = 3  # batches read, converted and written ahead of the row-id hashing
@@ -125,20 +126,37 @@ class BatchFiles:
 
     # --- columnar ---------------------------------------------------------------------
 
-    def from_columns(
-        self, batches: t.Iterator[Columns], export_no: int, dropped: t.Collection[str] = ()
-    ) -> tuple[list[str], int]:
-        """Files of `batch_size` rows from typed Arrow batches, and the number of rows.
-
-        Row ids are computed from every column; `dropped` columns (deselected) are then
-        left out of the files. If anything fails, the files written so far are deleted.
-        """
-        from tap_avicenna.columnar import canonical_json, json_texts
+    def _row_hasher(self) -> RowIdHasher:
         from tap_avicenna.hashing import RowIdHasher
 
         if self._hasher is None:
             self._hasher = RowIdHasher()
-        hasher = self._hasher
+        return self._hasher
+
+    def row_ids(self, columns: Columns) -> pa.Array:
+        """The row ids of a batch's rows, as `from_columns` writes them."""
+        from tap_avicenna.columnar import canonical_json, json_texts
+
+        return self._row_hasher().hex_ids(canonical_json(json_texts(columns)))
+
+    def from_columns(
+        self,
+        batches: t.Iterator[Columns],
+        export_no: int,
+        dropped: t.Collection[str] = (),
+        select: Select | None = None,
+    ) -> tuple[list[str], int]:
+        """Files of `batch_size` rows from typed Arrow batches, and the number of rows
+        written.
+
+        Row ids are computed from every column; `select` (given a batch and its row ids)
+        may then leave rows out (a mask of those kept; None: all), and `dropped` columns
+        (deselected) are left out of the files. If anything fails, the files written so
+        far are deleted.
+        """
+        from tap_avicenna.columnar import canonical_json, json_texts
+
+        hasher = self._row_hasher()
 
         def read() -> Columns | None:
             return next(batches, None)
@@ -168,6 +186,10 @@ class BatchFiles:
                     ahead.append(next_batch())
                     columns, texts, canonical = item
                     ids = hasher.hex_ids(canonical)
+                    mask = None if select is None else select(columns, ids)
+                    if mask is not None:
+                        columns, ids = columns.filter(mask), ids.filter(mask)
+                        texts = {name: text.filter(mask) for name, text in texts.items()}
                     rows += len(ids)
                     keep = _written(columns, dropped)
                     writes.append(writer.submit(sink.add, columns, texts, ids, keep))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
+from tap_avicenna.day_digests import STATE_KEY as DIGESTS
 from tap_avicenna.exports.planner import PlannedExport
 from tap_avicenna.parsing import parse_timestamp
 
@@ -57,6 +58,8 @@ class CoverageBookmarks:
         self._windows: dict[Member, list[PlannedExport]] = {}
         self._next: dict[Member, int] = {}
         self._done: dict[Member, set[dt.datetime]] = {}
+        self.starts: dict[Member, dt.datetime] = {}
+        """Each member's start in this run (`start_for`)."""
 
     def bookmark(self, member: Member) -> dt.datetime | None:
         marks = self.state.get(self.key)
@@ -71,7 +74,9 @@ class CoverageBookmarks:
     ) -> dt.datetime:
         """max(start_date, bookmark - lookback)."""
         mark = self.bookmark(member)
-        return start_date if mark is None else max(start_date, mark - lookback)
+        start = start_date if mark is None else max(start_date, mark - lookback)
+        self.starts[member] = start
+        return start
 
     def expect(self, plans: t.Iterable[PlannedExport]) -> None:
         """Register this run's planned exports (in window order)."""
@@ -106,7 +111,7 @@ class CoverageBookmarks:
         self.state[key] = value
         if old is None or old == value:
             return None
-        for name in (self.key, PENDING, "replication_key_value"):
+        for name in (self.key, PENDING, DIGESTS, "replication_key_value"):
             self.state.pop(name, None)
         return old
 
@@ -132,17 +137,24 @@ class CoverageBookmarks:
 
 
 def drop_other_participants(state: t.Mapping[str, object], mine: t.Callable[[int], bool]) -> int:
-    """Remove the participant bookmarks of every stream in `state` (in place) that `mine`
-    rejects, and return how many: a shard's state merged from other shards' (resharding)
-    then holds only its own participants', and its STATEs claim nothing of theirs."""
+    """Remove the participant bookmarks (and row digests) of every stream in `state` (in
+    place) that `mine` rejects, and return how many bookmarks: a shard's state merged from
+    other shards' (resharding) then holds only its own participants', and its STATEs
+    claim nothing of theirs."""
     dropped = 0
     streams = state.get("bookmarks")
     for stream_state in streams.values() if isinstance(streams, dict) else ():
-        marks = stream_state.get("participants") if isinstance(stream_state, dict) else None
-        if not isinstance(marks, dict):
-            continue
-        others = [member for member in marks if not (member.isdigit() and mine(int(member)))]
-        for member in others:
-            del marks[member]
-        dropped += len(others)
+        if not isinstance(stream_state, dict) or not isinstance(
+            stream_state.get("participants"), dict
+        ):
+            continue  # not a sensor stream's
+        for key in ("participants", DIGESTS):
+            marks = stream_state.get(key)
+            if not isinstance(marks, dict):
+                continue
+            others = [m for m in marks if not (m.isdigit() and mine(int(m)))]
+            for member in others:
+                del marks[member]
+            if key == "participants":
+                dropped += len(others)
     return dropped

@@ -124,6 +124,14 @@ CONFIG_SCHEMA = th.PropertiesList(
         "to pick up data that reached Avicenna late.",
     ),
     th.Property(
+        "skip_unchanged_days",
+        th.BooleanType,
+        default=True,
+        description="Send the rows of the lookback again only for the days (periods) whose "
+        "rows changed: a digest per participant (survey: per stream) and period, kept in "
+        "state, tells. Costs a second read of an export that overlaps what was sent.",
+    ),
+    th.Property(
         "export_window_days",
         th.NumberType,
         default=7,
@@ -279,6 +287,7 @@ class Settings:
     surveys: tuple[Survey, ...]
     response_files_dir: str | None
     lookback: dt.timedelta
+    skip_unchanged_days: bool
     export_window: dt.timedelta
     participants_per_export: int
     max_concurrent_exports: int
@@ -508,6 +517,8 @@ def parse_settings(config: t.Mapping[str, t.Any], now: dt.datetime | None = None
         surveys=_surveys(config.get("surveys")),
         response_files_dir=config.get("response_files_dir") or None,
         lookback=dt.timedelta(days=float(lookback)),
+        skip_unchanged_days=config.get("skip_unchanged_days", default("skip_unchanged_days"))
+        is True,
         export_window=dt.timedelta(days=_positive(config, "export_window_days")),
         participants_per_export=_positive_int(config, "participants_per_export"),
         max_concurrent_exports=_positive_int(config, "max_concurrent_exports"),

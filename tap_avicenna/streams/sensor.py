@@ -69,6 +69,8 @@ class SensorStream(WindowedExportStream):
     primary_keys: t.ClassVar[list[str]] = [ROW_ID]
     is_sorted = False
     required_columns = ("participant_id", "record_time")
+    skips_unchanged = True
+    digest_member = "participant_id"
 
     def __init__(self, tap: TapServices, source: DataSource) -> None:
         super().__init__(tap, name=source.stream_name, schema=sensor_schema(source))

@@ -117,6 +117,7 @@ class SurveyStream(WindowedExportStream):
     required_columns = ("uuid", "record_time")
     label_fields = LABELS
     objects_may_appear = True  # answers' metadata, in columns Avicenna chooses
+    skips_unchanged = True
 
     def __init__(self, tap: TapServices, survey: Survey) -> None:
         self.survey = survey
@@ -187,6 +188,11 @@ class SurveyStream(WindowedExportStream):
             "%s: %d export(s) planned up to %s", self.name, len(plans), iso(settings.end_date)
         )
         return plans, bookmarks
+
+    def digest_key(self, record: t.Mapping[str, t.Any]) -> tuple[t.Any, str, str]:
+        """The one member "all", and the id of the session's content (its uuid stays
+        when its answers change)."""
+        return "all", record["record_time"], self.row_id(record)
 
     def after_export(self, ready: ReadyExport) -> None:
         if self.settings.response_files_dir:

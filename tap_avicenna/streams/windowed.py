@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import typing as t
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
@@ -16,14 +17,19 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 from tap_avicenna.batch_files import BatchFiles
 from tap_avicenna.bookmarks import CoverageBookmarks
 from tap_avicenna.client import epoch_ms
+from tap_avicenna.day_digests import STATE_KEY as DIGESTS
+from tap_avicenna.day_digests import ExportDigest, prune
 from tap_avicenna.errors import ExportFailed, FileFormatError
 from tap_avicenna.exports.handover import NotOurExport, ReadyExport
 from tap_avicenna.exports.job import ExportRequest
 from tap_avicenna.exports.planner import PlannedExport
 from tap_avicenna.load_time import EXTRACTED_AT, extracted_at, stamped
+from tap_avicenna.rowids import ROW_ID
 from tap_avicenna.streams.base import BULK, ExportStream, schema_type
 
 if t.TYPE_CHECKING:
+    import pyarrow as pa
+
     from tap_avicenna.columnar import Columns
 
 Read = t.Callable[[ReadyExport, PlannedExport], t.Iterator[dict[str, t.Any]]]
@@ -44,7 +50,9 @@ class ExportResult:
     ) -> None:
         self.stream, self.ready, self.plan = stream, ready, plan
         self.bookmarks, self.read, self.read_columns = bookmarks, read, read_columns
-        self.rows = 0
+        self.rows = 0  # emitted
+        self.digest = stream.export_digest(plan, bookmarks)
+        """The digests of the rows, to skip the periods sent before unchanged; None: off."""
 
     def records(self) -> t.Iterator[dict[str, t.Any]]:
         """The export's records (`rows_of_file`); a file that is not the request's is rejected:
@@ -60,16 +68,97 @@ class ExportResult:
         schedule = self.stream.schedule
         try:
             stamp = extracted_at(self.ready.path)
-            for record in stamped(self.read(self.ready, self.plan), stamp):
+            for record in stamped(self.unsent(), stamp):
                 self.rows += 1
                 yield record
                 if not self.rows % BULK:
                     schedule.apply_events()  # the records so far are written
+            self.log_skipped()
         except FileFormatError:
             self.bookmarks.remove_pending(self.ready.job.request.key)
             self.stream.checkpoint()
             raise
         self.stream.after_export(self.ready)
+
+    @contextlib.contextmanager
+    def reading_for_digests(self) -> t.Iterator[None]:
+        """The first read of an export emits nothing: the stream's lines about its rows
+        (INFO, WARNING) are left to the second; errors still show."""
+        logger = self.stream.logger
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+
+    def digest_fields(self) -> tuple[str, str]:
+        """The fields of a row's member and record time (Arrow batches)."""
+        member, when = self.stream.digest_member, self.stream.replication_key
+        assert member is not None and when is not None
+        return member, when
+
+    def unsent(self) -> t.Iterator[dict[str, t.Any]]:
+        """The export's records but those of the periods sent before unchanged: with
+        digests in state for periods inside the export, the file is read twice."""
+        digest = self.digest
+        if digest is None:
+            return self.read(self.ready, self.plan)
+        key = self.stream.digest_key
+        if digest.needs_first_pass:
+            with self.reading_for_digests():
+                for record in self.read(self.ready, self.plan):
+                    digest.first(*key(record))
+            digest.compare()
+        if digest.watches_from is None:  # no period to skip or to digest (older windows)
+            return self.read(self.ready, self.plan)
+        return (r for r in self.read(self.ready, self.plan) if digest.keep(*key(r)))
+
+    def first_pass_columns(self, files: BatchFiles) -> None:
+        """`unsent`'s first pass on Arrow batches: row ids computed only for the rows in
+        the time span of the stored segments inside the export."""
+        import pyarrow.compute as pc
+
+        digest, read_columns = self.digest, self.read_columns
+        if digest is None or not digest.needs_first_pass or read_columns is None:
+            return
+        member, when = self.digest_fields()
+        low, high = digest.stored_span()
+        with self.reading_for_digests():
+            for columns in read_columns(self.ready, self.plan):
+                times = columns.column(when)
+                inside = pc.fill_null(
+                    pc.and_(pc.greater_equal(times, low), pc.less(times, high)), False
+                )
+                if not pc.any(inside).as_py():
+                    continue
+                part = columns.filter(inside)
+                digest.first_columns(part.column(member), part.column(when), files.row_ids(part))
+        digest.compare()
+
+    def select(self, columns: Columns, ids: pa.Array) -> pa.Array | None:
+        """The rows of an Arrow batch to write (a mask; None: all): `unsent`'s second
+        pass, on the batches that reach the watched times."""
+        import pyarrow.compute as pc
+
+        digest = self.digest
+        assert digest is not None
+        member, when = self.digest_fields()
+        watched = digest.watches_from
+        times = columns.column(when)
+        if watched is None or (pc.max(times).as_py() or "") < watched:
+            return None
+        return digest.keep_columns(columns.column(member), times, ids)
+
+    def log_skipped(self) -> None:
+        """How many rows were not sent again, their period being unchanged (INFO)."""
+        if self.digest is not None and self.digest.needs_first_pass:
+            self.stream.logger.info(
+                "%s: %s row(s) of periods sent before and unchanged not emitted again "
+                "(skip_unchanged_days)",
+                self.ready.job.name,
+                f"{self.digest.skipped:,}",
+            )
 
     def reject(self, exc: NotOurExport) -> None:
         self.ready.reject(str(exc))
@@ -83,9 +172,11 @@ class ExportResult:
 
             keep_stamp = EXTRACTED_AT not in dropped
             files.extracted_at = extracted_at(self.ready.path) if keep_stamp else None
+            select = None if self.digest is None else self.select
             try:
+                self.first_pass_columns(files)
                 urls, self.rows = files.from_columns(
-                    self.read_columns(self.ready, self.plan), number, dropped
+                    self.read_columns(self.ready, self.plan), number, dropped, select
                 )
             except NotOurExport as exc:
                 self.reject(exc)
@@ -93,7 +184,9 @@ class ExportResult:
             except (NotColumnar, FileFormatError) as e:
                 self.stream.logger.info("%s: read row by row (%s)", self.ready.job.name, e)
                 self.rows = 0
+                self.digest = self.stream.export_digest(self.plan, self.bookmarks)  # anew
             else:
+                self.log_skipped()
                 self.stream.after_export(self.ready)
                 return urls
         records = self.rows_of_file()
@@ -112,7 +205,22 @@ class ExportResult:
             return
         self.bookmarks.complete(self.plan)
         self.bookmarks.remove_pending(self.ready.job.request.key)
+        if self.digest is not None:
+            self.store_digests(self.digest)
         self.stream.checkpoint()
+
+    def store_digests(self, digest: ExportDigest) -> None:
+        """The export's segments replace those they overlap in state (with the STATE that
+        closes the window); segments ending at or before a member's bookmark - lookback
+        are dropped."""
+        stored = self.bookmarks.state.setdefault(DIGESTS, {})
+        digest.store(stored)
+        lookback = self.stream.settings.lookback
+        bounds = {}
+        for member in digest.ranges:
+            mark = self.bookmarks.bookmark(member)
+            bounds[str(member)] = None if mark is None else mark - lookback
+        prune(stored, bounds)
 
 
 class WindowedExportStream(ExportStream):
@@ -120,6 +228,11 @@ class WindowedExportStream(ExportStream):
 
     objects_may_appear = False
     """Whether files may bring object fields the schema does not have yet."""
+    skips_unchanged = False
+    """Whether rows are digested per member and period, to skip the periods sent before
+    unchanged (`day_digests`, `digest_key`)."""
+    digest_member: str | None = None
+    """The field naming a row's member in its digest (None: not a field)."""
     _plans: dict[str, PlannedExport]  # this run's, by request key (`plan`)
     _bookmarks: CoverageBookmarks
 
@@ -163,13 +276,38 @@ class WindowedExportStream(ExportStream):
 
     def plan(self) -> tuple[list[ExportRequest], dict[str, int]]:
         """The windows' requests, and their exports in state to resume; in-flight
-        exports of windows this run does not plan are dropped from state."""
+        exports of windows this run does not plan, and the row digests of members it
+        does not plan, are dropped from state."""
         plans, bookmarks = self.planned()
         bookmarks.expect(plans)
         self._plans = {self.request_key(plan): plan for plan in plans}
         bookmarks.forget_pending_except(self._plans)
+        digests = bookmarks.state.get(DIGESTS)
+        if digests:
+            planned = {str(m) for plan in plans for m in bookmarks.members(plan)}
+            prune(digests, {m: None for m in digests if m not in planned})
         self._bookmarks = bookmarks
         return [self.request(plan) for plan in plans], bookmarks.resume_map()
+
+    def digest_key(self, record: t.Mapping[str, t.Any]) -> tuple[t.Any, str, str]:
+        """A record's member, record time and row id, for its digest."""
+        assert self.digest_member is not None and self.replication_key is not None
+        return record[self.digest_member], record[self.replication_key], record[ROW_ID]
+
+    def export_digest(
+        self, plan: PlannedExport, bookmarks: CoverageBookmarks
+    ) -> ExportDigest | None:
+        """The digests of an export's rows (`day_digests`), for each member over
+        [max(window start, the member's start), window end); None when off."""
+        settings = self.settings
+        if not self.skips_unchanged or not settings.skip_unchanged_days:
+            return None
+        ranges = {
+            member: (max(plan.start, bookmarks.starts.get(member, plan.start)), plan.end)
+            for member in bookmarks.members(plan)
+        }
+        stored = bookmarks.state.get(DIGESTS) or {}
+        return ExportDigest(ranges, stored, settings.end_date - settings.lookback)
 
     def export_created(self, key: str, export_id: int) -> None:
         """Each created export is written to state at once, so a killed run resumes it."""

@@ -32,6 +32,8 @@ SETTINGS: dict[str, t.Any] = {
     "start_date": "2025-01-01T00:00:00Z",
     "participant_ids": [101, 102],
     "lookback_days": 1,
+    # the lookback sent again in full: the appended copies and their compaction
+    "skip_unchanged_days": False,
 }
 UPLOAD_DELAY_SECONDS = 6 * 3600  # readings reach the server up to 6 h late
 

@@ -41,6 +41,14 @@ STREAM = "sensor_accelerometer"
 SOURCE: dict[str, t.Any] = {"id": 20, "name": "accelerometer"}
 
 
+SKIPPED = re.compile(r"([\d,]+) row\(s\) of periods sent before and unchanged not emitted")
+
+
+def skipped(run: TapRun) -> int:
+    """Rows a run logged as not sent again, their periods unchanged (skip_unchanged_days)."""
+    return sum(int(n.replace(",", "")) for n in SKIPPED.findall(run.stderr))
+
+
 def small_config(sim: Simulator, **overrides: t.Any) -> dict[str, t.Any]:
     """2 participants x 10 days, one export per (7-day window, participant): 4 exports."""
     settings: dict[str, t.Any] = {
@@ -372,6 +380,7 @@ class Trial:
     reused: int  # exports of the killed run the resumed run took over
     created: int  # exports the resumed run created
     checked: int  # STATE bookmarks checked
+    skipped: int  # rows the resumed run did not send again (digests the killed run stored)
 
 
 def kill_and_resume(
@@ -402,7 +411,7 @@ def kill_and_resume(
         assert set(claims.emitted) <= claims.expected, point
         lost = len(claims.expected - set(claims.emitted))
         reused = resumed.stderr.count("Resuming export #")
-        return Trial(point, lost, reused, created, claims.checked)
+        return Trial(point, lost, reused, created, claims.checked, skipped(resumed))
     finally:
         sim.stop()
 
@@ -412,8 +421,10 @@ def test_given_20_runs_killed_at_chosen_points_when_each_resumed_then_no_row_is_
 ) -> None:
     """SIGKILL at each of KILL_POINTS, then one run from the last STATE the killed run
     printed: the two runs together emit every expected row, and no STATE of either
-    claims a row that neither had emitted before it. Two trials run at a time (each
-    process mostly waits for its simulator)."""
+    claims a row that neither had emitted before it. Lookback 2 days with
+    skip_unchanged_days (the default): a resumed run skips the rows of the periods the
+    killed run closed, by the digests in the killed run's state. Two trials run at a
+    time (each process mostly waits for its simulator)."""
     sim = make_simulator()
     config = small_config(sim, end_date="2025-01-15T00:00:00Z")
     rows = expected(sim, config)
@@ -433,11 +444,13 @@ def test_given_20_runs_killed_at_chosen_points_when_each_resumed_then_no_row_is_
     print(
         f"\nkill trials: {len(trials)}, rows lost: {lost}, exports re-used by resumed runs: "
         f"{reused}, created by them: {sum(trial.created for trial in trials)}, STATE "
-        f"bookmarks checked: {sum(trial.checked for trial in trials)}, killed during: "
+        f"bookmarks checked: {sum(trial.checked for trial in trials)}, rows not sent again "
+        f"(digests): {sum(trial.skipped for trial in trials)}, killed during: "
         f"{dict(Counter(trial.point.phase for trial in trials))}"
     )
     assert lost == 0
     assert reused > 0
+    assert sum(trial.skipped for trial in trials) > 0  # resumed runs relied on digests
     assert all(trial.checked > 0 for trial in trials)
 
 

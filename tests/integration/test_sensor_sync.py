@@ -56,7 +56,9 @@ def test_given_5_participants_2_sources_30_days_when_synced_then_rows_match_exac
 def test_given_final_state_when_run_again_then_only_rows_from_bookmark_minus_lookback(
     simulator: Simulator, tmp_path: Path
 ) -> None:
-    config = tap_config(simulator, lookback_days=2)
+    # every lookback row sent again (the range re-exported): skip_unchanged_days off;
+    # on, tests/integration/test_unchanged_days.py
+    config = tap_config(simulator, lookback_days=2, skip_unchanged_days=False)
     first = run_tap(tmp_path, config)
     assert first.returncode == 0, first.stderr[-3000:]
     state = first.last_state

@@ -148,6 +148,8 @@ def test_given_status_query_when_synced_then_only_matching_and_second_run_from_b
 ) -> None:
     query = {"AND": [{"field_name": "status_id", "op": "=", "value": 1}]}
     config = survey_config(simulator, columns=["status_id", "Q1"], query=query)
+    # the second run's sessions show where it started: the lookback sent again in full
+    config["skip_unchanged_days"] = False
     first = run_tap(tmp_path, config)
     assert first.returncode == 0, first.stderr[-3000:]
     records = first.records("survey_screen")

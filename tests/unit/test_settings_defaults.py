@@ -24,6 +24,7 @@ TABLE: list[tuple[str, t.Any, t.Callable[[Settings], t.Any]]] = [
     ("max_waiting_files_mb", 7, lambda s: s.max_waiting_files_bytes / 1024 / 1024),
     ("max_uncompressed_file_mb", 7, lambda s: s.max_uncompressed_file_bytes / 1024 / 1024),
     ("shard_count", 7, lambda s: s.shard_count),
+    ("skip_unchanged_days", False, lambda s: s.skip_unchanged_days),
 ]
 
 

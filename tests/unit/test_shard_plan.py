@@ -72,3 +72,12 @@ def test_the_tap_drops_bookmarks_of_participants_outside_its_shard() -> None:
     state = {"bookmarks": {"sensor_gps": sensor({"101": "A", "102": "B", "104": "C"})}}
     assert drop_other_participants(state, lambda p: p % 3 == 2) == 1
     assert state == {"bookmarks": {"sensor_gps": sensor({"101": "A", "104": "C"})}}
+
+
+def test_the_tap_drops_row_digests_of_participants_outside_its_shard_not_surveys() -> None:
+    gps = {**sensor({"101": "A", "102": "B"}), "day_digests": {"101": ["d"], "102": ["d"]}}
+    daily = {"covered_until": {"all": "S"}, "day_digests": {"all": ["d"]}}
+    state = {"bookmarks": {"sensor_gps": gps, "survey_daily": daily}}
+    assert drop_other_participants(state, lambda p: p % 2 == 1) == 1
+    assert state["bookmarks"]["sensor_gps"]["day_digests"] == {"101": ["d"]}
+    assert state["bookmarks"]["survey_daily"]["day_digests"] == {"all": ["d"]}
