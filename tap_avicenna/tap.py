@@ -104,6 +104,24 @@ def _check_config_file(path: str) -> None:
         raise ConfigError(f"Config file '{path}' must hold a JSON object")
 
 
+def _read_catalog(file: t.IO[str]) -> dict[str, t.Any]:
+    """`--catalog`: a JSON object with a list of streams, else a ConfigError naming the file."""
+    name = getattr(file, "name", "--catalog")
+    try:
+        catalog = load_json(file.read())
+    except ValueError as exc:
+        raise ConfigError(f"Catalog file '{name}' is not valid JSON: {exc}") from None
+    streams = catalog.get("streams") if isinstance(catalog, dict) else None
+    if not isinstance(streams, list) or not all(
+        isinstance(stream, dict) and "tap_stream_id" in stream for stream in streams
+    ):
+        raise ConfigError(
+            f"Catalog file '{name}' must hold an object with a 'streams' list, each stream "
+            "with its 'tap_stream_id': write one with --discover"
+        )
+    return catalog
+
+
 class TapAvicenna(Tap):
     """Singer tap for Avicenna Research data exports."""
 
@@ -362,7 +380,7 @@ class TapAvicenna(Tap):
         tap = cls(
             config=config.config,
             state=state,
-            catalog=None if catalog is None else load_json(catalog.read()),
+            catalog=None if catalog is None else _read_catalog(catalog),
             parse_env_config=config.parse_env,
             validate_config=True,
         )

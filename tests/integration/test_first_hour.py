@@ -227,6 +227,26 @@ def test_given_missing_state_file_when_sync_then_one_line_naming_it(
     assert_one_error_last(run, f"Cannot read state file '{missing}'")
 
 
+BROKEN_CATALOGS = {
+    "truncated": ('{"streams": [', "is not valid JSON"),
+    "a-list": ("[]", "must hold an object with a 'streams' list"),
+    "stream-without-id": ('{"streams": [{"stream": "sensor_gps"}]}', "'tap_stream_id'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_CATALOGS))
+def test_given_broken_catalog_file_when_sync_then_one_line_naming_the_file(
+    simulator: Simulator, tmp_path: Path, case: str
+) -> None:
+    """A catalog file the SDK would fail on with a traceback is one line naming it."""
+    text, reason = BROKEN_CATALOGS[case]
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(text)
+    run, _ = timed_run(tmp_path, small_config(simulator), "--catalog", str(catalog))
+    assert_one_error_last(run, f"Catalog file '{catalog}'", reason)
+    assert_no_export(simulator)
+
+
 @pytest.mark.parametrize("wrapper", ["meltano", "state-message"])
 def test_given_wrapped_state_when_sync_then_it_resumes_like_the_bare_state(
     simulator: Simulator, tmp_path: Path, wrapper: str
