@@ -206,15 +206,31 @@ BROKEN_STATES: dict[str, tuple[str, str]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(BROKEN_STATES))
-def test_given_broken_state_file_when_sync_then_one_line_naming_the_file(
-    simulator: Simulator, tmp_path: Path, case: str
+BROKEN_CATALOGS = {
+    "truncated": ('{"streams": [', "is not valid JSON"),
+    "a-list": ("[]", "must hold an object with a 'streams' list"),
+    "stream-without-id": ('{"streams": [{"stream": "sensor_gps"}]}', "'tap_stream_id'"),
+}
+BROKEN_FILES = [
+    *(("--state", case, *broken) for case, broken in BROKEN_STATES.items()),
+    *(("--catalog", case, *broken) for case, broken in BROKEN_CATALOGS.items()),
+]
+
+
+@pytest.mark.parametrize(
+    ("option", "text", "reason"),
+    [(option, text, reason) for option, _, text, reason in BROKEN_FILES],
+    ids=[f"{option[2:]}-{case}" for option, case, _, _ in BROKEN_FILES],
+)
+def test_given_broken_state_or_catalog_file_when_sync_then_one_line_naming_the_file(
+    simulator: Simulator, tmp_path: Path, option: str, text: str, reason: str
 ) -> None:
-    text, reason = BROKEN_STATES[case]
-    state = tmp_path / "state.json"
-    state.write_text(text)
-    run, seconds = timed_run(tmp_path, small_config(simulator), "--state", str(state))
-    assert_one_error_last(run, f"'{state}'", reason)
+    """A state or catalog file the SDK would fail on (late, or with a traceback) is one
+    line naming it, before any export."""
+    path = tmp_path / "file.json"
+    path.write_text(text)
+    run, seconds = timed_run(tmp_path, small_config(simulator), option, str(path))
+    assert_one_error_last(run, f"'{path}'", reason)
     assert seconds < QUICK
     assert_no_export(simulator)
 
@@ -225,26 +241,6 @@ def test_given_missing_state_file_when_sync_then_one_line_naming_it(
     missing = tmp_path / "no-such-state.json"
     run, _ = timed_run(tmp_path, small_config(simulator), "--state", str(missing))
     assert_one_error_last(run, f"Cannot read state file '{missing}'")
-
-
-BROKEN_CATALOGS = {
-    "truncated": ('{"streams": [', "is not valid JSON"),
-    "a-list": ("[]", "must hold an object with a 'streams' list"),
-    "stream-without-id": ('{"streams": [{"stream": "sensor_gps"}]}', "'tap_stream_id'"),
-}
-
-
-@pytest.mark.parametrize("case", list(BROKEN_CATALOGS))
-def test_given_broken_catalog_file_when_sync_then_one_line_naming_the_file(
-    simulator: Simulator, tmp_path: Path, case: str
-) -> None:
-    """A catalog file the SDK would fail on with a traceback is one line naming it."""
-    text, reason = BROKEN_CATALOGS[case]
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(text)
-    run, _ = timed_run(tmp_path, small_config(simulator), "--catalog", str(catalog))
-    assert_one_error_last(run, f"Catalog file '{catalog}'", reason)
-    assert_no_export(simulator)
 
 
 @pytest.mark.parametrize("wrapper", ["meltano", "state-message"])
