@@ -9,6 +9,7 @@ record is done (`release`), so that a record is never written without being coun
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import typing as t
 from types import FrameType
@@ -23,12 +24,30 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+SIGNAL_RACE = "ignored due to race condition"
+"""CPython's report of a signal caught by its Python handler just before SIG_IGN took its
+place ("Signal 2 ignored due to race condition", an OSError printed with a traceback)."""
+
+
+def _quiet_signal_races(previous: t.Callable[[t.Any], object]) -> t.Callable[[t.Any], None]:
+    """`sys.unraisablehook` but silent on SIGNAL_RACE: ignoring that signal is the point."""
+
+    def hook(unraisable: t.Any) -> None:
+        error = unraisable.exc_value
+        if not (isinstance(error, OSError) and SIGNAL_RACE in str(error)):
+            previous(unraisable)
+
+    return hook
+
+
 def ignore_signals() -> None:
     """SIGINT and SIGTERM ignored by the process from now on (SIG_IGN), so that none
     ends it by the signal. A Python handler is not enough: interpreter shutdown puts
-    the default action back in its place, not SIG_IGN. Only the main thread may set
-    it; elsewhere nothing is done."""
+    the default action back in its place, not SIG_IGN. A signal that arrives while
+    SIG_IGN is being set is ignored without CPython's traceback for it. Only the main
+    thread may set it; elsewhere nothing is done."""
     if threading.current_thread() is threading.main_thread():
+        sys.unraisablehook = _quiet_signal_races(sys.unraisablehook)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
 
