@@ -69,7 +69,6 @@ class SensorStream(WindowedExportStream):
     primary_keys: t.ClassVar[list[str]] = [ROW_ID]
     is_sorted = False
     required_columns = ("participant_id", "record_time")
-    skips_unchanged = True
     digest_member = "participant_id"
 
     def __init__(self, tap: TapServices, source: DataSource) -> None:

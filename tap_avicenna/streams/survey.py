@@ -117,7 +117,6 @@ class SurveyStream(WindowedExportStream):
     required_columns = ("uuid", "record_time")
     label_fields = LABELS
     objects_may_appear = True  # answers' metadata, in columns Avicenna chooses
-    skips_unchanged = True
 
     def __init__(self, tap: TapServices, survey: Survey) -> None:
         self.survey = survey

@@ -228,9 +228,6 @@ class WindowedExportStream(ExportStream):
 
     objects_may_appear = False
     """Whether files may bring object fields the schema does not have yet."""
-    skips_unchanged = False
-    """Whether rows are digested per member and period, to skip the periods sent before
-    unchanged (`day_digests`, `digest_key`)."""
     digest_member: str | None = None
     """The field naming a row's member in its digest (None: not a field)."""
     _plans: dict[str, PlannedExport]  # this run's, by request key (`plan`)
@@ -300,7 +297,7 @@ class WindowedExportStream(ExportStream):
         """The digests of an export's rows (`day_digests`), for each member over
         [max(window start, the member's start), window end); None when off."""
         settings = self.settings
-        if not self.skips_unchanged or not settings.skip_unchanged_days:
+        if not settings.skip_unchanged_days:
             return None
         ranges = {
             member: (max(plan.start, bookmarks.starts.get(member, plan.start)), plan.end)
